@@ -1,0 +1,1769 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A variable-size heap with pluggable free-list fit policies.
+//!
+//! One implementation serves the four classic policies of [`Policy`]; they
+//! differ only in which free block a request is carved from. Everything
+//! else (block layout, splitting, coalescing, checking) is shared, so a
+//! comparison between policies measures the policy and nothing else.
+//!
+//! # Region layout
+//!
+//! The heap owns up to `R` regions, byte buffers handed in by the caller
+//! (`M: AsRef<[u8]> + AsMut<[u8]>`: pool pages in the kernel, a `Vec<u8>` in
+//! tests). All metadata lives inside the region bytes; the heap itself keeps
+//! only list heads and counters, so it needs no allocation.
+//!
+//! ```text
+//! 0            start-8  start                                     end   len
+//! | start map  | pad    | hdr | payload ... | ftr | hdr | ... | ftr | tail |
+//!                       ^ block offsets are 8 mod 16, payloads 0 mod 16
+//! ```
+//!
+//! - The *start map* is a bitmap with one bit per 16-byte granule, set for
+//!   every payload that begins a block. It costs 1/128 of the region and
+//!   makes [`Heap::free`] exact: a pointer into the middle of a payload, or
+//!   one whose bytes were crafted to look like a header, is rejected without
+//!   trusting any byte the caller could have written.
+//! - Every block has an 8-byte header and an identical 8-byte footer (the
+//!   boundary tags): block size, an allocated bit, the slack between the
+//!   payload and the size that was asked for (so `requested_bytes` can be
+//!   kept exactly), and with [`HeapFlags::DEBUG`] a 24-bit check value over
+//!   all of it and the block's offset. The footer lets [`Heap::free`] find
+//!   the left neighbour in O(1), so coalescing is immediate and O(1).
+//! - A free block keeps its list links in its first payload bytes: `next` at
+//!   +8 and `prev` at +16, each a `(region << 32) | offset` word. Hence
+//!   [`MIN_BLOCK`] is 32 bytes.
+//!
+//! Payload offsets are multiples of [`ALIGN`] (16) from the region start;
+//! the kernel's regions are page aligned, so the addresses are too.
+//!
+//! # Free lists and policies
+//!
+//! First, next and best fit share one doubly linked list; segregated fit
+//! keeps one list per power-of-two size class. Lists are kept in address
+//! order (region index, then offset) by default: address-ordered first fit
+//! is the classic form and is known to fragment little (Johnstone and
+//! Wilson, 1998), and it gives next fit's roving pointer and best fit's
+//! ties a meaning. The price is an O(free blocks) walk on every insertion;
+//! [`HeapFlags::LIFO`] pushes freed blocks at the head instead (O(1) free)
+//! for comparison. Both walks are counted ([`HeapStats::search_steps`],
+//! [`HeapStats::insert_steps`]).
+//!
+//! A request is carved from the *tail* of the chosen block (as K&R's
+//! malloc does): the remainder keeps its offset, its header and its list
+//! position, so a split rewrites two tags and relinks nothing (except when
+//! segregated fit moves the remainder to a smaller class).
+//!
+//! # Corruption
+//!
+//! Every tag and link is validated before it is used, and every access is
+//! bounds checked, so no content of the region bytes can make the heap
+//! panic or loop forever. The first corruption found is returned once as
+//! [`HeapError::CorruptTag`]; the heap then refuses further allocations and
+//! frees with [`HeapError::Poisoned`], because handing out memory from a
+//! damaged heap would spread the damage. Inputs are different: a bad size,
+//! pointer or region returns an error and changes nothing at all.
+
+use super::frag::FragReport;
+
+/// Payload alignment, in bytes, relative to the region start.
+pub const ALIGN: usize = 16;
+
+/// Size of one boundary tag (header or footer).
+const TAG: usize = 8;
+
+/// Smallest block: two tags plus the two free-list links.
+pub const MIN_BLOCK: usize = 32;
+
+/// Default number of region slots of a [`Heap`].
+pub const MAX_REGIONS: usize = 32;
+
+/// Largest region a heap accepts. Offsets stay far below `u32::MAX`, so the
+/// offset arithmetic has headroom even on 32-bit targets.
+pub const MAX_REGION_BYTES: usize = 1 << 30;
+
+/// Largest request any region could ever serve; larger ones are
+/// [`HeapError::Invalid`] rather than [`HeapError::NoMemory`].
+pub const MAX_ALLOC: usize = max_alloc_in(MAX_REGION_BYTES);
+
+/// Number of segregated size classes: class `k` holds blocks of
+/// `[32 << k, 64 << k)` bytes, and no block reaches `MAX_REGION_BYTES`.
+const NCLASSES: usize = 25;
+
+/// The null link.
+const NIL: u64 = u64::MAX;
+
+/// Tag bits: `size | ALLOCATED` in the low 32 bits, the slack in bits
+/// 32..40 and the check value in bits 40..64.
+const ALLOCATED: u64 = 1;
+const SIZE_MASK: u64 = 0xffff_fff0;
+const SLACK_SHIFT: u32 = 32;
+const CHECK_SHIFT: u32 = 40;
+const LOW_MASK: u64 = (1 << CHECK_SHIFT) - 1;
+
+/// Offsets of the list links inside a free block.
+const NEXT: usize = 8;
+const PREV: usize = 16;
+
+/// Where an allocation lives: a region index and the byte offset of the
+/// payload inside that region. The glue turns it into an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ptr {
+    /// Region index, as returned by `add_region`.
+    pub region: u32,
+    /// Byte offset of the first payload byte from the region start.
+    pub offset: u32,
+}
+
+/// How a free block is chosen for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// The first block in list order that is large enough.
+    FirstFit,
+    /// Like first fit, but the search resumes where the previous one stopped
+    /// and wraps around (Knuth's roving pointer).
+    NextFit,
+    /// The smallest block that is large enough; ties go to the first in
+    /// list order. An exact fit stops the search early.
+    BestFit,
+    /// One list per power-of-two size class: first fit within the request's
+    /// class, else the head of the next non-empty larger class, whose every
+    /// block fits.
+    SegregatedFit,
+}
+
+impl Policy {
+    /// Every policy, in declaration order.
+    pub const ALL: [Policy; 4] = [
+        Policy::FirstFit,
+        Policy::NextFit,
+        Policy::BestFit,
+        Policy::SegregatedFit,
+    ];
+
+    /// A short name for debugfs and reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Policy::FirstFit => "first-fit",
+            Policy::NextFit => "next-fit",
+            Policy::BestFit => "best-fit",
+            Policy::SegregatedFit => "segregated-fit",
+        }
+    }
+}
+
+/// Heap options, a set of bits so that they can cross an ioctl unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeapFlags(u32);
+
+impl HeapFlags {
+    /// No options: address-ordered lists, no check values.
+    pub const NONE: HeapFlags = HeapFlags(0);
+    /// Write a check value into every tag and verify it on every read, so
+    /// that a changed tag is found even when it still looks plausible.
+    pub const DEBUG: HeapFlags = HeapFlags(1);
+    /// Insert freed blocks at the head of their list (O(1) free) instead of
+    /// in address order.
+    pub const LIFO: HeapFlags = HeapFlags(2);
+    /// Every defined bit.
+    pub const ALL: HeapFlags = HeapFlags(3);
+
+    /// The flags of `bits`, or `None` if an undefined bit is set.
+    pub const fn from_bits(bits: u32) -> Option<HeapFlags> {
+        if bits & !Self::ALL.0 == 0 {
+            Some(HeapFlags(bits))
+        } else {
+            None
+        }
+    }
+
+    /// The raw bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Whether every bit of `other` is set in `self`.
+    pub const fn contains(self, other: HeapFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The union of both sets.
+    pub const fn union(self, other: HeapFlags) -> HeapFlags {
+        HeapFlags(self.0 | other.0)
+    }
+}
+
+/// Why a heap operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeapError {
+    /// Bad input: a zero or impossibly large size, a pointer that is not a
+    /// live payload start of this heap (including a double free), or a
+    /// region buffer that is too small or too large. Nothing was changed.
+    Invalid,
+    /// No free block fits; add a region and retry. Only the failure and
+    /// search-step counters changed.
+    NoMemory,
+    /// Every region slot is in use.
+    RegionsFull,
+    /// A boundary tag, start-map bit or list link at `offset` of `region`
+    /// does not hold what the heap wrote there. Returned once; the heap is
+    /// poisoned afterwards.
+    CorruptTag {
+        /// Region index of the damaged metadata.
+        region: u32,
+        /// Byte offset of the damaged metadata in that region.
+        offset: u32,
+    },
+    /// An earlier operation found corruption; allocations and frees are
+    /// refused. See [`Heap::corruption`].
+    Poisoned,
+    /// [`Heap::check`] found a broken invariant near `offset` of `region`.
+    Inconsistent {
+        /// Region index (0 for heap-wide counters).
+        region: u32,
+        /// Byte offset near the problem (0 for heap-wide counters).
+        offset: u32,
+        /// Which invariant is broken.
+        what: &'static str,
+    },
+}
+
+/// One block, as seen by [`Heap::for_each_block`] and [`Heap::locate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Region index.
+    pub region: u32,
+    /// Offset of the block's header in the region.
+    pub offset: u32,
+    /// Whole block size in bytes, tags included.
+    pub size: u32,
+    /// Whether the block is handed out.
+    pub allocated: bool,
+    /// Bytes the caller asked for; 0 for a free block.
+    pub requested: u32,
+}
+
+impl BlockInfo {
+    /// The payload's location (valid as an allocation only if `allocated`).
+    pub const fn payload(&self) -> Ptr {
+        Ptr {
+            region: self.region,
+            // A block never ends beyond MAX_REGION_BYTES, so this cannot wrap.
+            offset: self.offset.wrapping_add(TAG as u32),
+        }
+    }
+
+    /// Usable payload bytes: the block minus its two tags.
+    pub const fn payload_bytes(&self) -> u32 {
+        self.size.saturating_sub(2 * TAG as u32)
+    }
+}
+
+/// A snapshot of a heap's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapStats {
+    /// The fit policy.
+    pub policy: Policy,
+    /// The options.
+    pub flags: HeapFlags,
+    /// Regions in use.
+    pub regions: u32,
+    /// Bytes of all regions.
+    pub total_bytes: u64,
+    /// Payload bytes of allocated blocks (handed out).
+    pub used_bytes: u64,
+    /// Bytes asked for by live allocations; `used - requested` is internal
+    /// fragmentation.
+    pub requested_bytes: u64,
+    /// Tags of every block plus each region's start map, padding and tail.
+    pub overhead_bytes: u64,
+    /// Payload bytes of free blocks: what could be handed out without a new
+    /// region. `used + overhead + free == total`.
+    pub free_bytes: u64,
+    /// Payload bytes of the largest free block: the largest request that
+    /// can succeed now.
+    pub largest_free_bytes: u64,
+    /// Free blocks.
+    pub free_blocks: u64,
+    /// Live allocations.
+    pub live_allocs: u64,
+    /// Successful allocations since creation.
+    pub allocs: u64,
+    /// Successful frees since creation.
+    pub frees: u64,
+    /// Allocations that failed with [`HeapError::NoMemory`].
+    pub failures: u64,
+    /// Free blocks examined by allocation searches.
+    pub search_steps: u64,
+    /// Free blocks walked to find address-ordered insertion points.
+    pub insert_steps: u64,
+}
+
+/// The largest request a fresh region of `region_bytes` bytes can serve; 0
+/// if the heap would reject such a region. Lets the glue pick a region size
+/// after [`HeapError::NoMemory`].
+pub const fn max_alloc_in(region_bytes: usize) -> usize {
+    match layout(region_bytes) {
+        Some((start, end)) => end - start - 2 * TAG,
+        None => 0,
+    }
+}
+
+/// The block area `[start, end)` of a region of `len` bytes, or `None` if
+/// the region is too small or too large.
+const fn layout(len: usize) -> Option<(usize, usize)> {
+    if len > MAX_REGION_BYTES || len < TAG {
+        return None;
+    }
+    let start = round_up(map_bytes(len), ALIGN) + TAG;
+    // The last block must end 8 mod 16 as well, so the next header would
+    // again precede an aligned payload.
+    let end = (len - TAG) / ALIGN * ALIGN + TAG;
+    if end < start || end - start < MIN_BLOCK {
+        return None;
+    }
+    Some((start, end))
+}
+
+/// Bytes of the start map: one bit for each granule of the region.
+const fn map_bytes(len: usize) -> usize {
+    len / ALIGN / 8 + 1
+}
+
+const fn round_up(x: usize, align: usize) -> usize {
+    x.next_multiple_of(align)
+}
+
+/// The block size that serves a request of `size` bytes.
+const fn block_size(size: usize) -> Option<usize> {
+    if size == 0 || size > MAX_ALLOC {
+        return None;
+    }
+    let n = round_up(size + 2 * TAG, ALIGN);
+    Some(if n < MIN_BLOCK { MIN_BLOCK } else { n })
+}
+
+/// The segregated size class of a block of `size >= MIN_BLOCK` bytes.
+fn class(size: usize) -> usize {
+    let log2 = (usize::BITS - 1).saturating_sub(size.leading_zeros()) as usize;
+    log2.saturating_sub(5).min(NCLASSES - 1)
+}
+
+/// The link word naming block `b` of region `r`.
+fn key(r: usize, b: usize) -> u64 {
+    ((r as u64) << 32) | b as u64
+}
+
+fn unkey(k: u64) -> (usize, usize) {
+    ((k >> 32) as usize, (k & 0xffff_ffff) as usize)
+}
+
+/// The 24-bit check value of a tag with low bits `low` for the block at
+/// offset `b`: a multiplicative hash, so a single changed bit anywhere
+/// changes it, and a tag copied to another offset does not verify.
+fn check24(b: usize, low: u64) -> u64 {
+    let x = (low ^ ((b as u64) << 24).rotate_left(17) ^ 0x5eed_a110_c0de_cafe)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x >> CHECK_SHIFT
+}
+
+/// A decoded, validated boundary tag.
+#[derive(Debug, Clone, Copy)]
+struct Tag {
+    size: usize,
+    allocated: bool,
+    slack: usize,
+}
+
+/// An owned region and its block area.
+struct Region<M> {
+    mem: M,
+    start: usize,
+    end: usize,
+}
+
+/// What unlinking a free block will write, validated before anything is.
+#[derive(Clone, Copy)]
+struct Unlink {
+    list: usize,
+    me: u64,
+    next: u64,
+    prev: u64,
+}
+
+/// Running totals, kept so that [`Heap::stats`] is O(1) apart from the
+/// largest free block, and cross-checked by [`Heap::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counters {
+    regions: u64,
+    total: u64,
+    region_overhead: u64,
+    alloc_blocks: u64,
+    alloc_payload: u64,
+    requested: u64,
+    free_blocks: u64,
+    free_payload: u64,
+    allocs: u64,
+    frees: u64,
+    failures: u64,
+    search_steps: u64,
+    insert_steps: u64,
+}
+
+impl Counters {
+    const ZERO: Counters = Counters {
+        regions: 0,
+        total: 0,
+        region_overhead: 0,
+        alloc_blocks: 0,
+        alloc_payload: 0,
+        requested: 0,
+        free_blocks: 0,
+        free_payload: 0,
+        allocs: 0,
+        frees: 0,
+        failures: 0,
+        search_steps: 0,
+        insert_steps: 0,
+    };
+}
+
+/// Counter updates saturate: the values are bounded by the regions' sizes
+/// as long as the tags are intact, and a forged tag must not turn into an
+/// overflow panic. [`Heap::check`] reports any drift.
+fn add(c: &mut u64, v: usize) {
+    *c = c.saturating_add(v as u64);
+}
+
+fn sub(c: &mut u64, v: usize) {
+    *c = c.saturating_sub(v as u64);
+}
+
+/// A variable-size heap over at most `R` caller-provided regions.
+pub struct Heap<M, const R: usize = MAX_REGIONS> {
+    policy: Policy,
+    flags: HeapFlags,
+    regions: [Option<Region<M>>; R],
+    /// List heads; only `heads[0]` is used unless the policy is segregated.
+    heads: [u64; NCLASSES],
+    /// Bit `k` set iff `heads[k]` is not empty, so segregated fit finds the
+    /// next larger non-empty class with one `trailing_zeros`.
+    nonempty: u32,
+    /// Next fit's roving pointer: the free block where the next search
+    /// starts, or `NIL` for the list head.
+    rover: u64,
+    corrupt: Option<Ptr>,
+    c: Counters,
+}
+
+impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
+    /// An empty heap; add memory with [`Heap::add_region`].
+    pub const fn new(policy: Policy, flags: HeapFlags) -> Self {
+        Self {
+            policy,
+            flags,
+            regions: [const { None }; R],
+            heads: [NIL; NCLASSES],
+            nonempty: 0,
+            rover: NIL,
+            corrupt: None,
+            c: Counters::ZERO,
+        }
+    }
+
+    /// The fit policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The options.
+    pub fn flags(&self) -> HeapFlags {
+        self.flags
+    }
+
+    /// Where corruption was first found, if it was.
+    pub fn corruption(&self) -> Option<Ptr> {
+        self.corrupt
+    }
+
+    /// The buffer of region `index`, to turn a [`Ptr`] into an address.
+    pub fn region(&self, index: u32) -> Option<&M> {
+        self.slot(index as usize).map(|reg| &reg.mem)
+    }
+
+    /// The buffer of region `index`, to read and write payloads. Writing
+    /// outside live payloads damages the heap's metadata; the heap then
+    /// reports [`HeapError::CorruptTag`] but never misbehaves otherwise.
+    pub fn region_mut(&mut self, index: u32) -> Option<&mut M> {
+        match self.regions.get_mut(index as usize) {
+            Some(Some(reg)) => Some(&mut reg.mem),
+            _ => None,
+        }
+    }
+
+    /// Adds `mem` as a new region, wholly free, and returns its index (the
+    /// lowest free slot). On error `mem` is dropped and nothing changes.
+    ///
+    /// [`HeapError::Invalid`] if the buffer is shorter than a start map plus
+    /// one [`MIN_BLOCK`] or longer than [`MAX_REGION_BYTES`].
+    pub fn add_region(&mut self, mut mem: M) -> Result<u32, HeapError> {
+        if self.corrupt.is_some() {
+            return Err(HeapError::Poisoned);
+        }
+        let (start, end) = layout(mem.as_ref().len()).ok_or(HeapError::Invalid)?;
+        let r = self
+            .regions
+            .iter()
+            .position(Option::is_none)
+            .ok_or(HeapError::RegionsFull)?;
+        let index = u32::try_from(r).map_err(|_| HeapError::RegionsFull)?;
+        let size = end - start;
+        let list = self.list_of(size);
+        let mut steps = 0;
+        let pred = self.find_pred(list, key(r, start), &mut steps);
+        self.c.insert_steps = self.c.insert_steps.saturating_add(steps);
+        let pred = pred.map_err(|e| self.latch(e))?;
+
+        // A recycled buffer may hold anything: clear the start map and pad.
+        let len = mem.as_ref().len();
+        if let Some(head) = mem.as_mut().get_mut(..start) {
+            head.fill(0);
+        }
+        if let Some(slot) = self.regions.get_mut(r) {
+            *slot = Some(Region { mem, start, end });
+        }
+        let done = self
+            .set_bit(r, start + TAG, true)
+            .and_then(|()| self.write_tags(r, start, size, false, 0))
+            .and_then(|()| self.link_after(list, r, start, pred));
+        done.map_err(|e| self.latch(e))?;
+
+        add(&mut self.c.regions, 1);
+        add(&mut self.c.total, len);
+        add(&mut self.c.region_overhead, len - size);
+        add(&mut self.c.free_blocks, 1);
+        add(&mut self.c.free_payload, size - 2 * TAG);
+        Ok(index)
+    }
+
+    /// Takes region `index` back, only if it is one wholly free block;
+    /// otherwise (or if the heap is poisoned) returns `None` and changes
+    /// nothing.
+    pub fn remove_region(&mut self, index: u32) -> Option<M> {
+        if self.corrupt.is_some() {
+            return None;
+        }
+        let r = index as usize;
+        let (start, end) = {
+            let reg = self.slot(r)?;
+            (reg.start, reg.end)
+        };
+        let t = match self.block(r, start) {
+            Ok(t) => t,
+            Err(e) => {
+                self.latch(e);
+                return None;
+            }
+        };
+        if t.allocated || t.size != end - start {
+            return None;
+        }
+        let list = self.list_of(t.size);
+        let done = self
+            .unlink_plan(list, r, start)
+            .and_then(|u| self.unlink_apply(u));
+        if let Err(e) = done {
+            self.latch(e);
+            return None;
+        }
+        let reg = self.regions.get_mut(r)?.take()?;
+        let len = reg.mem.as_ref().len();
+        sub(&mut self.c.regions, 1);
+        sub(&mut self.c.total, len);
+        sub(&mut self.c.region_overhead, len.saturating_sub(t.size));
+        sub(&mut self.c.free_blocks, 1);
+        sub(&mut self.c.free_payload, t.size - 2 * TAG);
+        Some(reg.mem)
+    }
+
+    /// Allocates `size` bytes with [`ALIGN`]-aligned offset.
+    ///
+    /// [`HeapError::Invalid`] for 0 or more than [`MAX_ALLOC`];
+    /// [`HeapError::NoMemory`] when no free block fits.
+    pub fn alloc(&mut self, size: usize) -> Result<Ptr, HeapError> {
+        if self.corrupt.is_some() {
+            return Err(HeapError::Poisoned);
+        }
+        let n = block_size(size).ok_or(HeapError::Invalid)?;
+        let mut steps = 0;
+        let found = self.find(n, &mut steps);
+        self.c.search_steps = self.c.search_steps.saturating_add(steps);
+        match found {
+            Err(e) => Err(self.latch(e)),
+            Ok(None) => {
+                self.c.failures = self.c.failures.saturating_add(1);
+                Err(HeapError::NoMemory)
+            }
+            Ok(Some((r, b, t))) => self.take(r, b, t, n, size).map_err(|e| self.latch(e)),
+        }
+    }
+
+    /// Frees the allocation at `ptr` and merges it with free neighbours.
+    ///
+    /// [`HeapError::Invalid`] if `ptr` is not the payload start of a live
+    /// allocation of this heap (double frees included); nothing changes.
+    pub fn free(&mut self, ptr: Ptr) -> Result<(), HeapError> {
+        if self.corrupt.is_some() {
+            return Err(HeapError::Poisoned);
+        }
+        let (r, b, t) = self.resolve(ptr).map_err(|e| self.latch(e))?;
+        self.release(r, b, t).map_err(|e| self.latch(e))
+    }
+
+    /// Validates that `ptr` is a live allocation and describes its block.
+    pub fn locate(&self, ptr: Ptr) -> Result<BlockInfo, HeapError> {
+        let (r, b, t) = self.resolve(ptr)?;
+        Ok(self.info(r, b, t))
+    }
+
+    /// Calls `f` for every block of every region in address order. Stops
+    /// with the error at the first damaged tag.
+    pub fn for_each_block(&self, mut f: impl FnMut(BlockInfo)) -> Result<(), HeapError> {
+        for r in 0..R {
+            let Some(reg) = self.slot(r) else { continue };
+            let (mut b, end) = (reg.start, reg.end);
+            while b < end {
+                let t = self.block(r, b)?;
+                f(self.info(r, b, t));
+                // block() guarantees b + size <= end.
+                b += t.size;
+            }
+        }
+        Ok(())
+    }
+
+    /// The current figures. O(free blocks) for the largest free block (only
+    /// the highest non-empty class under segregated fit); a damaged list
+    /// just ends that walk early.
+    pub fn stats(&self) -> HeapStats {
+        let c = &self.c;
+        HeapStats {
+            policy: self.policy,
+            flags: self.flags,
+            regions: c.regions as u32,
+            total_bytes: c.total,
+            used_bytes: c.alloc_payload,
+            requested_bytes: c.requested,
+            overhead_bytes: self.overhead(),
+            free_bytes: c.free_payload,
+            largest_free_bytes: self.largest_free(),
+            free_blocks: c.free_blocks,
+            live_allocs: c.alloc_blocks,
+            allocs: c.allocs,
+            frees: c.frees,
+            failures: c.failures,
+            search_steps: c.search_steps,
+            insert_steps: c.insert_steps,
+        }
+    }
+
+    /// The byte-level summary shared by every rkalloc allocator: tags and
+    /// start maps are metadata, free block payloads are free.
+    pub fn frag(&self) -> FragReport {
+        FragReport {
+            requested_bytes: self.c.requested,
+            handed_out_bytes: self.c.alloc_payload,
+            metadata_bytes: self.overhead(),
+            free_bytes: self.c.free_payload,
+            largest_free_bytes: self.largest_free(),
+        }
+    }
+
+    /// Verifies every invariant: tags valid and headers equal to footers,
+    /// blocks tiling each block area exactly, start map bits exactly at
+    /// block starts, no two adjacent free blocks, the free lists holding
+    /// exactly the free blocks (in their class, address ordered unless
+    /// LIFO, with consistent back links), and the counters.
+    pub fn check(&self) -> Result<(), HeapError> {
+        let mut n = Counters::ZERO;
+        for r in 0..R {
+            let Some(reg) = self.slot(r) else { continue };
+            let len = reg.mem.as_ref().len();
+            add(&mut n.regions, 1);
+            add(&mut n.total, len);
+            add(
+                &mut n.region_overhead,
+                len.saturating_sub(reg.end - reg.start),
+            );
+            let (mut b, mut prev_free, mut blocks) = (reg.start, false, 0u64);
+            while b < reg.end {
+                let t = self.block(r, b)?;
+                if t.allocated {
+                    add(&mut n.alloc_blocks, 1);
+                    add(&mut n.alloc_payload, t.size - 2 * TAG);
+                    add(&mut n.requested, t.size - 2 * TAG - t.slack);
+                } else {
+                    if prev_free {
+                        return Err(inconsistent(r, b, "adjacent free blocks"));
+                    }
+                    add(&mut n.free_blocks, 1);
+                    add(&mut n.free_payload, t.size - 2 * TAG);
+                }
+                prev_free = !t.allocated;
+                blocks += 1;
+                b += t.size;
+            }
+            let map = reg.mem.as_ref().get(..map_bytes(len)).unwrap_or(&[]);
+            let bits: u64 = map.iter().map(|x| u64::from(x.count_ones())).sum();
+            if bits != blocks {
+                return Err(inconsistent(r, 0, "start map bit without a block"));
+            }
+        }
+
+        let mut listed = 0u64;
+        for list in 0..NCLASSES {
+            let head = self.heads[list];
+            if (self.nonempty >> list) & 1 != u32::from(head != NIL) {
+                return Err(inconsistent(0, 0, "non-empty class mask"));
+            }
+            if list > 0 && head != NIL && self.policy != Policy::SegregatedFit {
+                return Err(inconsistent(0, 0, "class list used without segregated fit"));
+            }
+            let (mut prev, mut k) = (NIL, head);
+            while k != NIL {
+                let (r, b, t) = self.node(k)?;
+                listed += 1;
+                if listed > n.free_blocks {
+                    return Err(inconsistent(r, b, "free lists longer than free blocks"));
+                }
+                if self.list_of(t.size) != list {
+                    return Err(inconsistent(r, b, "free block in the wrong class"));
+                }
+                if self.rd(r, b + PREV) != Some(prev) {
+                    return Err(inconsistent(r, b, "broken back link"));
+                }
+                if !self.flags.contains(HeapFlags::LIFO) && prev != NIL && prev >= k {
+                    return Err(inconsistent(r, b, "free list not address ordered"));
+                }
+                prev = k;
+                k = self.rd(r, b + NEXT).unwrap_or(NIL);
+            }
+        }
+        if listed != n.free_blocks {
+            return Err(inconsistent(0, 0, "free block missing from the lists"));
+        }
+        if self.rover != NIL {
+            if self.policy != Policy::NextFit {
+                return Err(inconsistent(0, 0, "rover without next fit"));
+            }
+            self.node(self.rover)?;
+        }
+        let mut want = self.c;
+        (want.allocs, want.frees, want.failures) = (0, 0, 0);
+        (want.search_steps, want.insert_steps) = (0, 0);
+        if n != want {
+            return Err(inconsistent(0, 0, "counters disagree with the blocks"));
+        }
+        Ok(())
+    }
+
+    // ---- internals -------------------------------------------------------
+
+    fn slot(&self, r: usize) -> Option<&Region<M>> {
+        self.regions.get(r)?.as_ref()
+    }
+
+    fn overhead(&self) -> u64 {
+        let blocks = self.c.alloc_blocks.saturating_add(self.c.free_blocks);
+        let tags = blocks.saturating_mul(2 * TAG as u64);
+        self.c.region_overhead.saturating_add(tags)
+    }
+
+    fn list_of(&self, size: usize) -> usize {
+        match self.policy {
+            Policy::SegregatedFit => class(size),
+            _ => 0,
+        }
+    }
+
+    /// Records the first corruption, so it is reported once and the heap
+    /// refuses to go on; passes every error through.
+    fn latch(&mut self, e: HeapError) -> HeapError {
+        if let HeapError::CorruptTag { region, offset } = e {
+            self.corrupt = Some(Ptr { region, offset });
+        }
+        e
+    }
+
+    fn info(&self, r: usize, b: usize, t: Tag) -> BlockInfo {
+        BlockInfo {
+            region: r as u32,
+            offset: b as u32,
+            size: t.size as u32,
+            allocated: t.allocated,
+            requested: if t.allocated {
+                (t.size - 2 * TAG - t.slack) as u32
+            } else {
+                0
+            },
+        }
+    }
+
+    fn rd(&self, r: usize, off: usize) -> Option<u64> {
+        let bytes = self.slot(r)?.mem.as_ref().get(off..off.checked_add(TAG)?)?;
+        let word: [u8; TAG] = bytes.try_into().ok()?;
+        Some(u64::from_le_bytes(word))
+    }
+
+    fn wr(&mut self, r: usize, off: usize, v: u64) -> Result<(), HeapError> {
+        let dst = match self.regions.get_mut(r) {
+            Some(Some(reg)) => off
+                .checked_add(TAG)
+                .and_then(|e| reg.mem.as_mut().get_mut(off..e)),
+            _ => None,
+        };
+        let dst = dst.ok_or(corrupt(r, off))?;
+        for (d, s) in dst.iter_mut().zip(v.to_le_bytes()) {
+            *d = s;
+        }
+        Ok(())
+    }
+
+    /// Whether the start map marks payload offset `p` of region `r`.
+    fn bit(&self, r: usize, p: usize) -> bool {
+        let Some(reg) = self.slot(r) else {
+            return false;
+        };
+        let byte = reg.mem.as_ref().get(p / ALIGN / 8).copied().unwrap_or(0);
+        (byte >> (p / ALIGN % 8)) & 1 != 0
+    }
+
+    fn set_bit(&mut self, r: usize, p: usize, on: bool) -> Result<(), HeapError> {
+        let byte = match self.regions.get_mut(r) {
+            Some(Some(reg)) => reg.mem.as_mut().get_mut(p / ALIGN / 8),
+            _ => None,
+        };
+        let byte = byte.ok_or(corrupt(r, p))?;
+        let mask = 1u8 << (p / ALIGN % 8);
+        if on {
+            *byte |= mask;
+        } else {
+            *byte &= !mask;
+        }
+        Ok(())
+    }
+
+    fn encode(&self, b: usize, size: usize, allocated: bool, slack: usize) -> u64 {
+        let low = size as u64 | u64::from(allocated) | ((slack as u64) << SLACK_SHIFT);
+        if self.flags.contains(HeapFlags::DEBUG) {
+            low | (check24(b, low) << CHECK_SHIFT)
+        } else {
+            low
+        }
+    }
+
+    fn write_tags(
+        &mut self,
+        r: usize,
+        b: usize,
+        size: usize,
+        allocated: bool,
+        slack: usize,
+    ) -> Result<(), HeapError> {
+        let w = self.encode(b, size, allocated, slack);
+        self.wr(r, b, w)?;
+        self.wr(r, b + size - TAG, w)
+    }
+
+    /// Reads and validates the block at `b` of region `r`: alignment,
+    /// start-map bit, tag bits and check value, size within the block area,
+    /// footer equal to header.
+    fn block(&self, r: usize, b: usize) -> Result<Tag, HeapError> {
+        let reg = self.slot(r).ok_or(corrupt(r, b))?;
+        if b < reg.start || b >= reg.end || b % ALIGN != TAG || !self.bit(r, b + TAG) {
+            return Err(corrupt(r, b));
+        }
+        let w = self.rd(r, b).ok_or(corrupt(r, b))?;
+        let low = w & LOW_MASK;
+        let check = if self.flags.contains(HeapFlags::DEBUG) {
+            check24(b, low)
+        } else {
+            0
+        };
+        let size = (low & SIZE_MASK) as usize;
+        let t = Tag {
+            size,
+            allocated: low & ALLOCATED != 0,
+            slack: (low >> SLACK_SHIFT) as usize,
+        };
+        let payload = size.saturating_sub(2 * TAG);
+        let sane = w >> CHECK_SHIFT == check
+            && low & (ALIGN as u64 - 1) & !ALLOCATED == 0
+            && size >= MIN_BLOCK
+            && size <= reg.end - b
+            && if t.allocated {
+                t.slack < payload
+            } else {
+                t.slack == 0
+            };
+        if !sane {
+            return Err(corrupt(r, b));
+        }
+        let f = b + size - TAG;
+        if self.rd(r, f) != Some(w) {
+            return Err(corrupt(r, f));
+        }
+        Ok(t)
+    }
+
+    /// Follows a list link: it must name a valid free block.
+    fn node(&self, k: u64) -> Result<(usize, usize, Tag), HeapError> {
+        let (r, b) = unkey(k);
+        let t = self.block(r, b)?;
+        if t.allocated {
+            return Err(corrupt(r, b));
+        }
+        Ok((r, b, t))
+    }
+
+    /// The next link of free block `(r, b)`.
+    fn next_of(&self, r: usize, b: usize) -> Result<u64, HeapError> {
+        self.rd(r, b + NEXT).ok_or(corrupt(r, b + NEXT))
+    }
+
+    /// The live allocation whose payload starts at `ptr`, or Invalid.
+    fn resolve(&self, ptr: Ptr) -> Result<(usize, usize, Tag), HeapError> {
+        let (r, p) = (ptr.region as usize, ptr.offset as usize);
+        let reg = self.slot(r).ok_or(HeapError::Invalid)?;
+        // The start map decides what is a block, never the bytes in front
+        // of `ptr`, which a caller could have written.
+        if p % ALIGN != 0 || p < reg.start + TAG || p >= reg.end || !self.bit(r, p) {
+            return Err(HeapError::Invalid);
+        }
+        let t = self.block(r, p - TAG)?;
+        if !t.allocated {
+            return Err(HeapError::Invalid);
+        }
+        Ok((r, p - TAG, t))
+    }
+
+    /// Walks list `list` from `from` up to (not including) `stop` and
+    /// returns the first block of at least `n` bytes.
+    fn first_fit(
+        &self,
+        from: u64,
+        stop: u64,
+        n: usize,
+        steps: &mut u64,
+    ) -> Result<Option<(usize, usize, Tag)>, HeapError> {
+        let mut k = from;
+        let mut seen = 0u64;
+        while k != NIL && k != stop {
+            let (r, b, t) = self.node(k)?;
+            seen += 1;
+            if seen > self.c.free_blocks {
+                // Only a cycle makes a list longer than the free blocks.
+                return Err(corrupt(r, b + NEXT));
+            }
+            *steps += 1;
+            if t.size >= n {
+                return Ok(Some((r, b, t)));
+            }
+            k = self.next_of(r, b)?;
+        }
+        Ok(None)
+    }
+
+    /// The policy's choice of free block for a block of `n` bytes.
+    fn find(&self, n: usize, steps: &mut u64) -> Result<Option<(usize, usize, Tag)>, HeapError> {
+        match self.policy {
+            Policy::FirstFit => self.first_fit(self.heads[0], NIL, n, steps),
+            Policy::NextFit => {
+                let start = if self.rover != NIL {
+                    self.rover
+                } else {
+                    self.heads[0]
+                };
+                match self.first_fit(start, NIL, n, steps)? {
+                    Some(found) => Ok(Some(found)),
+                    None => self.first_fit(self.heads[0], start, n, steps),
+                }
+            }
+            Policy::BestFit => {
+                let mut best: Option<(usize, usize, Tag)> = None;
+                let mut k = self.heads[0];
+                let mut seen = 0u64;
+                while k != NIL {
+                    let (r, b, t) = self.node(k)?;
+                    seen += 1;
+                    if seen > self.c.free_blocks {
+                        return Err(corrupt(r, b + NEXT));
+                    }
+                    *steps += 1;
+                    if t.size >= n && best.is_none_or(|(_, _, bt)| t.size < bt.size) {
+                        best = Some((r, b, t));
+                        if t.size == n {
+                            break;
+                        }
+                    }
+                    k = self.next_of(r, b)?;
+                }
+                Ok(best)
+            }
+            Policy::SegregatedFit => {
+                let c = class(n);
+                if let Some(found) = self.first_fit(self.heads[c], NIL, n, steps)? {
+                    return Ok(Some(found));
+                }
+                // Classes above c hold blocks of at least 64 << c > n bytes.
+                let larger = self.nonempty & !((2u32 << c) - 1);
+                if larger == 0 {
+                    return Ok(None);
+                }
+                let c2 = larger.trailing_zeros() as usize;
+                let k = self.heads.get(c2).copied().unwrap_or(NIL);
+                let (r, b, t) = self.node(k)?;
+                *steps += 1;
+                if t.size < n {
+                    return Err(corrupt(r, b));
+                }
+                Ok(Some((r, b, t)))
+            }
+        }
+    }
+
+    /// Hands out `n` bytes of free block `(r, b)` for a request of `size`.
+    fn take(
+        &mut self,
+        r: usize,
+        b: usize,
+        t: Tag,
+        n: usize,
+        size: usize,
+    ) -> Result<Ptr, HeapError> {
+        let rest = t.size - n;
+        let a = if rest >= MIN_BLOCK {
+            // Carve the tail: the remainder keeps its header offset and so
+            // its list position, unless it drops to a smaller class.
+            let (old, new) = (self.list_of(t.size), self.list_of(rest));
+            if old != new {
+                let u = self.unlink_plan(old, r, b)?;
+                let mut steps = 0;
+                let pred = self.find_pred(new, key(r, b), &mut steps);
+                self.c.insert_steps = self.c.insert_steps.saturating_add(steps);
+                let pred = pred?;
+                self.unlink_apply(u)?;
+                self.write_tags(r, b, rest, false, 0)?;
+                self.link_after(new, r, b, pred)?;
+            } else {
+                self.write_tags(r, b, rest, false, 0)?;
+            }
+            let a = b + rest;
+            self.write_tags(r, a, n, true, n - 2 * TAG - size)?;
+            self.set_bit(r, a + TAG, true)?;
+            if self.policy == Policy::NextFit {
+                self.rover = key(r, b);
+            }
+            sub(&mut self.c.free_payload, n);
+            add(&mut self.c.alloc_payload, n - 2 * TAG);
+            a
+        } else {
+            let u = self.unlink_plan(self.list_of(t.size), r, b)?;
+            self.unlink_apply(u)?;
+            self.write_tags(r, b, t.size, true, t.size - 2 * TAG - size)?;
+            if self.policy == Policy::NextFit {
+                self.rover = u.next;
+            }
+            sub(&mut self.c.free_blocks, 1);
+            sub(&mut self.c.free_payload, t.size - 2 * TAG);
+            add(&mut self.c.alloc_payload, t.size - 2 * TAG);
+            b
+        };
+        add(&mut self.c.alloc_blocks, 1);
+        add(&mut self.c.requested, size);
+        self.c.allocs = self.c.allocs.saturating_add(1);
+        Ok(Ptr {
+            region: r as u32,
+            offset: (a + TAG) as u32,
+        })
+    }
+
+    /// Frees the allocated block `(r, b)`, merging free neighbours. All
+    /// tags and links involved are validated before the first write.
+    fn release(&mut self, r: usize, b: usize, t: Tag) -> Result<(), HeapError> {
+        let (start, end) = match self.slot(r) {
+            Some(reg) => (reg.start, reg.end),
+            None => return Err(HeapError::Invalid),
+        };
+        let left = if b > start {
+            let w = self.rd(r, b - TAG).ok_or(corrupt(r, b - TAG))?;
+            let lsize = (w & SIZE_MASK) as usize;
+            let lb = b
+                .checked_sub(lsize)
+                .filter(|&lb| lb >= start)
+                .ok_or(corrupt(r, b - TAG))?;
+            let lt = self.block(r, lb)?;
+            if lt.size != lsize {
+                return Err(corrupt(r, b - TAG));
+            }
+            (!lt.allocated).then_some((lb, lt.size))
+        } else {
+            None
+        };
+        let rb = b + t.size;
+        let right = if rb < end {
+            let rt = self.block(r, rb)?;
+            (!rt.allocated).then_some(rt.size)
+        } else {
+            None
+        };
+        let ms = left.map_or(b, |(lb, _)| lb);
+        let msize = left.map_or(0, |(_, s)| s) + t.size + right.unwrap_or(0);
+        let target = self.list_of(msize);
+        if let Some((lb, lsize)) = left {
+            self.unlink_plan(self.list_of(lsize), r, lb)?;
+        }
+        if let Some(rsize) = right {
+            self.unlink_plan(self.list_of(rsize), r, rb)?;
+        }
+        let mut steps = 0;
+        let pred = self.find_pred(target, key(r, ms), &mut steps);
+        self.c.insert_steps = self.c.insert_steps.saturating_add(steps);
+        let pred = pred?;
+
+        // Everything is validated: from here on nothing can fail. Plans
+        // are re-made because unlinking the left block may rewrite the
+        // right one's back link.
+        let mut merged = 0;
+        if let Some((lb, lsize)) = left {
+            let u = self.unlink_plan(self.list_of(lsize), r, lb)?;
+            self.unlink_apply(u)?;
+            self.set_bit(r, b + TAG, false)?;
+            merged += lsize - 2 * TAG;
+        }
+        if let Some(rsize) = right {
+            let u = self.unlink_plan(self.list_of(rsize), r, rb)?;
+            self.unlink_apply(u)?;
+            self.set_bit(r, rb + TAG, false)?;
+            merged += rsize - 2 * TAG;
+        }
+        self.write_tags(r, ms, msize, false, 0)?;
+        self.link_after(target, r, ms, pred)?;
+
+        let payload = t.size - 2 * TAG;
+        sub(&mut self.c.alloc_blocks, 1);
+        sub(&mut self.c.alloc_payload, payload);
+        sub(&mut self.c.requested, payload - t.slack);
+        add(&mut self.c.free_blocks, 1);
+        sub(
+            &mut self.c.free_blocks,
+            usize::from(left.is_some()) + usize::from(right.is_some()),
+        );
+        sub(&mut self.c.free_payload, merged);
+        add(&mut self.c.free_payload, msize - 2 * TAG);
+        self.c.frees = self.c.frees.saturating_add(1);
+        Ok(())
+    }
+
+    /// The node after which block key `me` goes in list `list`: the last
+    /// one ordered before it, or `NIL` for the head (always under LIFO).
+    /// Validates the nodes around the insertion point.
+    fn find_pred(&self, list: usize, me: u64, steps: &mut u64) -> Result<u64, HeapError> {
+        let head = self.heads.get(list).copied().unwrap_or(NIL);
+        if self.flags.contains(HeapFlags::LIFO) {
+            if head != NIL {
+                self.node(head)?;
+            }
+            return Ok(NIL);
+        }
+        let (mut pred, mut k, mut seen) = (NIL, head, 0u64);
+        while k != NIL {
+            let (r, b, _) = self.node(k)?;
+            if k >= me {
+                break;
+            }
+            seen += 1;
+            if seen > self.c.free_blocks {
+                return Err(corrupt(r, b + NEXT));
+            }
+            *steps += 1;
+            pred = k;
+            k = self.next_of(r, b)?;
+        }
+        Ok(pred)
+    }
+
+    /// Validates everything unlinking free block `(r, b)` from `list` will
+    /// touch: both neighbours are free blocks pointing back at it.
+    fn unlink_plan(&self, list: usize, r: usize, b: usize) -> Result<Unlink, HeapError> {
+        let me = key(r, b);
+        let next = self.next_of(r, b)?;
+        let prev = self.rd(r, b + PREV).ok_or(corrupt(r, b + PREV))?;
+        if prev == NIL {
+            if self.heads.get(list) != Some(&me) {
+                return Err(corrupt(r, b + PREV));
+            }
+        } else {
+            let (pr, pb, _) = self.node(prev)?;
+            if self.rd(pr, pb + NEXT) != Some(me) {
+                return Err(corrupt(r, b + PREV));
+            }
+        }
+        if next != NIL {
+            let (nr, nb, _) = self.node(next)?;
+            if self.rd(nr, nb + PREV) != Some(me) {
+                return Err(corrupt(r, b + NEXT));
+            }
+        }
+        Ok(Unlink {
+            list,
+            me,
+            next,
+            prev,
+        })
+    }
+
+    fn unlink_apply(&mut self, u: Unlink) -> Result<(), HeapError> {
+        if u.prev == NIL {
+            if let Some(h) = self.heads.get_mut(u.list) {
+                *h = u.next;
+            }
+        } else {
+            let (pr, pb) = unkey(u.prev);
+            self.wr(pr, pb + NEXT, u.next)?;
+        }
+        if u.next != NIL {
+            let (nr, nb) = unkey(u.next);
+            self.wr(nr, nb + PREV, u.prev)?;
+        }
+        if self.heads.get(u.list) == Some(&NIL) {
+            self.nonempty &= !(1u32 << u.list);
+        }
+        if self.rover == u.me {
+            self.rover = u.next;
+        }
+        Ok(())
+    }
+
+    /// Links free block `(r, b)` into `list` after `pred` (NIL: at the
+    /// head). `pred` and its successor were validated by `find_pred`.
+    fn link_after(&mut self, list: usize, r: usize, b: usize, pred: u64) -> Result<(), HeapError> {
+        let me = key(r, b);
+        let next = if pred == NIL {
+            self.heads.get(list).copied().unwrap_or(NIL)
+        } else {
+            let (pr, pb) = unkey(pred);
+            self.next_of(pr, pb)?
+        };
+        self.wr(r, b + NEXT, next)?;
+        self.wr(r, b + PREV, pred)?;
+        if pred == NIL {
+            if let Some(h) = self.heads.get_mut(list) {
+                *h = me;
+            }
+        } else {
+            let (pr, pb) = unkey(pred);
+            self.wr(pr, pb + NEXT, me)?;
+        }
+        if next != NIL {
+            let (nr, nb) = unkey(next);
+            self.wr(nr, nb + PREV, me)?;
+        }
+        self.nonempty |= 1u32 << list;
+        Ok(())
+    }
+
+    /// Payload bytes of the largest free block.
+    fn largest_free(&self) -> u64 {
+        // Under segregated fit the largest block is in the highest
+        // non-empty class.
+        let lists = match self.policy {
+            Policy::SegregatedFit if self.nonempty != 0 => {
+                let top = 31 - self.nonempty.leading_zeros() as usize;
+                top..top + 1
+            }
+            _ => 0..1,
+        };
+        let mut best = 0;
+        for list in lists {
+            let (mut k, mut seen) = (self.heads.get(list).copied().unwrap_or(NIL), 0u64);
+            while k != NIL && seen < self.c.free_blocks {
+                let Ok((r, b, t)) = self.node(k) else { break };
+                best = best.max(t.size - 2 * TAG);
+                seen += 1;
+                k = self.rd(r, b + NEXT).unwrap_or(NIL);
+            }
+        }
+        best as u64
+    }
+}
+
+fn corrupt(r: usize, off: usize) -> HeapError {
+    HeapError::CorruptTag {
+        region: r as u32,
+        offset: off as u32,
+    }
+}
+
+fn inconsistent(r: usize, off: usize, what: &'static str) -> HeapError {
+    HeapError::Inconsistent {
+        region: r as u32,
+        offset: off as u32,
+        what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    type H = Heap<Vec<u8>, 4>;
+
+    fn heap(policy: Policy, flags: HeapFlags, lens: &[usize]) -> H {
+        let mut h = H::new(policy, flags);
+        for &len in lens {
+            h.add_region(vec![0xa5; len]).unwrap();
+        }
+        h.check().unwrap();
+        h
+    }
+
+    /// Everything observable: figures, the check verdict and every byte.
+    fn snapshot(h: &H) -> (HeapStats, Result<(), HeapError>, Vec<Vec<u8>>) {
+        let bytes = (0..4)
+            .map(|i| h.region(i).cloned().unwrap_or_default())
+            .collect();
+        (h.stats(), h.check(), bytes)
+    }
+
+    /// A heap whose only free blocks have the given payload sizes (multiples
+    /// of 16), in ascending address order, each between allocated spacers.
+    /// Returns the free blocks' spans `[header, end)`, freed in that order.
+    fn craft(policy: Policy, flags: HeapFlags, payloads: &[usize]) -> (H, Vec<(u32, u32)>) {
+        let mut h = heap(policy, flags, &[1 << 16]);
+        let mut blocks = Vec::new();
+        // Requests are carved from the tail of the free space, so the
+        // blocks come out in descending address order.
+        for &p in payloads.iter().rev() {
+            blocks.push(h.alloc(p).unwrap());
+            h.alloc(16).unwrap();
+        }
+        blocks.reverse();
+        let rest = h.stats().largest_free_bytes as usize;
+        h.alloc(rest).unwrap();
+        assert_eq!(h.stats().free_blocks, 0);
+        assert!(blocks.windows(2).all(|w| w[0].offset < w[1].offset));
+        let mut spans = Vec::new();
+        for (&b, &p) in blocks.iter().zip(payloads) {
+            let info = h.locate(b).unwrap();
+            assert_eq!(info.payload_bytes() as usize, p);
+            spans.push((info.offset, info.offset + info.size));
+            h.free(b).unwrap();
+        }
+        assert_eq!(h.stats().free_blocks, payloads.len() as u64);
+        h.check().unwrap();
+        (h, spans)
+    }
+
+    /// Index of the crafted free block that allocation `p` was carved from.
+    fn from_block(h: &H, spans: &[(u32, u32)], p: Ptr) -> usize {
+        let info = h.locate(p).unwrap();
+        spans
+            .iter()
+            .position(|&(lo, hi)| info.offset >= lo && info.offset + info.size <= hi)
+            .expect("allocation outside the crafted blocks")
+    }
+
+    const PAYLOADS: [usize; 4] = [64, 512, 128, 256];
+
+    fn pick(policy: Policy, flags: HeapFlags, payloads: &[usize], reqs: &[usize]) -> Vec<usize> {
+        let (mut h, spans) = craft(policy, flags, payloads);
+        reqs.iter()
+            .map(|&r| {
+                let p = h.alloc(r).unwrap();
+                h.check().unwrap();
+                from_block(&h, &spans, p)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_fit_takes_first_large_enough_in_address_order() {
+        assert_eq!(
+            pick(Policy::FirstFit, HeapFlags::NONE, &PAYLOADS, &[100]),
+            [1]
+        );
+        assert_eq!(
+            pick(Policy::FirstFit, HeapFlags::NONE, &PAYLOADS, &[140]),
+            [1]
+        );
+        assert_eq!(
+            pick(Policy::FirstFit, HeapFlags::NONE, &PAYLOADS, &[16]),
+            [0]
+        );
+        // The remainder of block 1 stays first in line.
+        assert_eq!(
+            pick(Policy::FirstFit, HeapFlags::NONE, &PAYLOADS, &[100, 100]),
+            [1, 1]
+        );
+    }
+
+    #[test]
+    fn lifo_lists_take_the_last_freed() {
+        // Freed in address order, so under LIFO block 1 is the head.
+        assert_eq!(
+            pick(Policy::FirstFit, HeapFlags::LIFO, &[128, 128], &[100]),
+            [1]
+        );
+        assert_eq!(
+            pick(Policy::FirstFit, HeapFlags::NONE, &[128, 128], &[100]),
+            [0]
+        );
+    }
+
+    #[test]
+    fn best_fit_takes_the_smallest_sufficient() {
+        assert_eq!(
+            pick(Policy::BestFit, HeapFlags::NONE, &PAYLOADS, &[100]),
+            [2]
+        );
+        assert_eq!(
+            pick(Policy::BestFit, HeapFlags::NONE, &PAYLOADS, &[140]),
+            [3]
+        );
+        assert_eq!(
+            pick(Policy::BestFit, HeapFlags::NONE, &PAYLOADS, &[300]),
+            [1]
+        );
+        // Ties go to the lowest address.
+        assert_eq!(
+            pick(Policy::BestFit, HeapFlags::NONE, &[256, 128, 128], &[100]),
+            [1]
+        );
+    }
+
+    #[test]
+    fn next_fit_resumes_after_the_last_position() {
+        // Block 1 is used whole, so the search resumes at block 2 where
+        // first fit would go back to block 0.
+        assert_eq!(
+            pick(
+                Policy::NextFit,
+                HeapFlags::NONE,
+                &[64, 256, 64, 64],
+                &[256, 48, 48, 48]
+            ),
+            [1, 2, 3, 0]
+        );
+        assert_eq!(
+            pick(
+                Policy::FirstFit,
+                HeapFlags::NONE,
+                &[64, 256, 64, 64],
+                &[256, 48]
+            ),
+            [1, 0]
+        );
+        // From block 3 (too small) the search wraps around to block 0.
+        assert_eq!(
+            pick(
+                Policy::NextFit,
+                HeapFlags::NONE,
+                &[64, 16, 256, 16],
+                &[256, 48]
+            ),
+            [2, 0]
+        );
+        // A split block keeps the rover: the next search starts there.
+        assert_eq!(
+            pick(Policy::NextFit, HeapFlags::NONE, &[512, 512], &[16, 16]),
+            [0, 0]
+        );
+    }
+
+    #[test]
+    fn segregated_fit_takes_from_the_right_class() {
+        let seg = Policy::SegregatedFit;
+        // Block sizes 80, 528, 144, 272: classes 1, 4, 2, 3. A request of
+        // 100 needs 128 bytes: class 2, which holds block 2.
+        assert_eq!(pick(seg, HeapFlags::NONE, &PAYLOADS, &[100]), [2]);
+        // 140 needs 160: class 2's only block is too small, so the head of
+        // the next non-empty class (3) serves it, not the larger block 1.
+        assert_eq!(pick(seg, HeapFlags::NONE, &PAYLOADS, &[140]), [3]);
+        // First fit would take block 0; the class of 64-byte blocks is 1.
+        assert_eq!(pick(seg, HeapFlags::NONE, &[512, 64], &[48]), [1]);
+        assert_eq!(
+            pick(Policy::FirstFit, HeapFlags::NONE, &[512, 64], &[48]),
+            [0]
+        );
+        // Splitting moves the remainder to its new, smaller class: 900
+        // leaves 96 bytes of block 0 (class 1), so 100 goes to block 1 and
+        // 48 back to block 0.
+        assert_eq!(
+            pick(seg, HeapFlags::NONE, &[1008, 128], &[900, 100, 48]),
+            [0, 1, 0]
+        );
+    }
+
+    #[test]
+    fn invalid_requests_change_nothing() {
+        for policy in Policy::ALL {
+            let mut h = heap(policy, HeapFlags::DEBUG, &[4096, 8192]);
+            let a = h.alloc(100).unwrap();
+            let b = h.alloc(1000).unwrap();
+            h.free(a).unwrap();
+            let before = snapshot(&h);
+            for size in [0, MAX_ALLOC + 1, usize::MAX] {
+                assert_eq!(h.alloc(size), Err(HeapError::Invalid));
+            }
+            let bad = [
+                Ptr {
+                    region: 3,
+                    offset: b.offset,
+                },
+                Ptr {
+                    region: 99,
+                    offset: b.offset,
+                },
+                Ptr {
+                    region: b.region,
+                    offset: b.offset + 1,
+                },
+                Ptr {
+                    region: b.region,
+                    offset: b.offset + 16,
+                },
+                Ptr {
+                    region: b.region,
+                    offset: b.offset - 16,
+                },
+                Ptr {
+                    region: b.region,
+                    offset: 0,
+                },
+                Ptr {
+                    region: b.region,
+                    offset: 8,
+                },
+                Ptr {
+                    region: b.region,
+                    offset: 1 << 20,
+                },
+                Ptr {
+                    region: b.region,
+                    offset: u32::MAX,
+                },
+                Ptr {
+                    region: u32::MAX,
+                    offset: 0,
+                },
+                // Double free.
+                a,
+            ];
+            for p in bad {
+                assert_eq!(h.free(p), Err(HeapError::Invalid), "{p:?}");
+                assert_eq!(h.locate(p), Err(HeapError::Invalid), "{p:?}");
+            }
+            assert_eq!(h.add_region(vec![0; 40]), Err(HeapError::Invalid));
+            assert_eq!(h.add_region(vec![]), Err(HeapError::Invalid));
+            assert!(h.remove_region(b.region).is_none());
+            assert!(h.remove_region(7).is_none());
+            assert_eq!(snapshot(&h), before);
+            assert!(h.corruption().is_none());
+        }
+    }
+
+    #[test]
+    fn oversized_region_and_full_slots_change_nothing() {
+        let mut h = heap(Policy::FirstFit, HeapFlags::NONE, &[4096, 4096, 4096, 4096]);
+        let before = snapshot(&h);
+        assert_eq!(h.add_region(vec![0; 4096]), Err(HeapError::RegionsFull));
+        // Zeroed allocations are lazily mapped, so this costs no real memory.
+        assert_eq!(
+            h.add_region(vec![0; MAX_REGION_BYTES + 1]),
+            Err(HeapError::Invalid)
+        );
+        assert_eq!(snapshot(&h), before);
+    }
+
+    #[test]
+    fn no_memory_only_counts_the_failure() {
+        for policy in Policy::ALL {
+            let mut h = heap(policy, HeapFlags::NONE, &[4096]);
+            let _a = h.alloc(1000).unwrap();
+            let before = snapshot(&h);
+            let too_big = h.stats().largest_free_bytes as usize + 1;
+            assert_eq!(h.alloc(too_big), Err(HeapError::NoMemory));
+            let mut after = snapshot(&h);
+            assert_eq!(after.0.failures, before.0.failures + 1);
+            after.0.failures = before.0.failures;
+            after.0.search_steps = before.0.search_steps;
+            assert_eq!(after, before);
+            // The glue's answer: another region, then the retry works.
+            assert!(max_alloc_in(8192) >= too_big);
+            h.add_region(vec![0; 8192]).unwrap();
+            h.alloc(too_big).unwrap();
+            h.check().unwrap();
+        }
+    }
+
+    #[test]
+    fn forged_header_in_a_payload_is_not_a_block() {
+        let mut h = heap(Policy::BestFit, HeapFlags::NONE, &[4096]);
+        let p = h.alloc(256).unwrap();
+        let q = h.alloc(32).unwrap();
+        let mem = h.region_mut(0).unwrap();
+        let (ph, qh) = (p.offset as usize - 8, q.offset as usize - 8);
+        // Copy q's whole block (tags and payload) into the middle of p.
+        let copy: Vec<u8> = mem[qh..qh + 48].to_vec();
+        mem[ph + 64..ph + 112].copy_from_slice(&copy);
+        let before = snapshot(&h);
+        let fake = Ptr {
+            region: 0,
+            offset: p.offset + 64,
+        };
+        assert_eq!(h.free(fake), Err(HeapError::Invalid));
+        assert_eq!(snapshot(&h), before);
+        h.free(p).unwrap();
+        h.free(q).unwrap();
+        h.check().unwrap();
+    }
+
+    #[test]
+    fn accounting_adds_up_and_coalescing_restores_one_block() {
+        for policy in Policy::ALL {
+            for flags in [HeapFlags::NONE, HeapFlags::LIFO, HeapFlags::ALL] {
+                let mut h = heap(policy, flags, &[4096, 10000]);
+                let sizes = [1, 15, 16, 17, 100, 1000, 33, 2000, 7];
+                let ptrs: Vec<Ptr> = sizes.iter().map(|&s| h.alloc(s).unwrap()).collect();
+                let s = h.stats();
+                assert_eq!(s.requested_bytes, sizes.iter().sum::<usize>() as u64);
+                assert_eq!(
+                    s.used_bytes + s.overhead_bytes + s.free_bytes,
+                    s.total_bytes
+                );
+                assert_eq!(s.live_allocs, sizes.len() as u64);
+                let f = h.frag();
+                assert_eq!(f.handed_out_bytes, s.used_bytes);
+                assert_eq!(f.requested_bytes, s.requested_bytes);
+                for (&p, &size) in ptrs.iter().zip(&sizes) {
+                    assert_eq!(p.offset as usize % ALIGN, 0);
+                    assert_eq!(h.locate(p).unwrap().requested as usize, size);
+                }
+                // Free in an order that exercises left, right and both-side
+                // merges.
+                for i in [1, 3, 2, 0, 8, 6, 7, 4, 5] {
+                    h.free(ptrs[i]).unwrap();
+                    h.check().unwrap();
+                }
+                let s = h.stats();
+                assert_eq!((s.used_bytes, s.requested_bytes, s.live_allocs), (0, 0, 0));
+                assert_eq!(s.free_blocks, 2);
+                assert_eq!(s.largest_free_bytes as usize, max_alloc_in(10000));
+                let mut blocks = 0;
+                h.for_each_block(|b| {
+                    assert!(!b.allocated);
+                    blocks += 1;
+                })
+                .unwrap();
+                assert_eq!(blocks, 2);
+                assert_eq!(h.remove_region(0).unwrap().len(), 4096);
+                assert_eq!(h.remove_region(1).unwrap().len(), 10000);
+                h.check().unwrap();
+                assert_eq!(h.stats().total_bytes, 0);
+                assert_eq!(h.alloc(1), Err(HeapError::NoMemory));
+            }
+        }
+    }
+
+    #[test]
+    fn whole_region_can_be_allocated_exactly() {
+        for len in [64, 100, 4096, 65536 + 8] {
+            let mut h = heap(Policy::FirstFit, HeapFlags::DEBUG, &[len]);
+            let max = max_alloc_in(len);
+            assert_eq!(h.stats().largest_free_bytes as usize, max);
+            assert_eq!(h.alloc(max + 1), Err(HeapError::NoMemory));
+            let p = h.alloc(max).unwrap();
+            assert_eq!(h.stats().free_blocks, 0);
+            h.check().unwrap();
+            h.free(p).unwrap();
+            h.check().unwrap();
+        }
+    }
+
+    #[test]
+    fn changed_tag_is_found_by_the_check_value() {
+        let mut h = heap(Policy::FirstFit, HeapFlags::DEBUG, &[4096]);
+        let a = h.alloc(100).unwrap();
+        let _b = h.alloc(100).unwrap();
+        let hdr = a.offset as usize - 8;
+        let size = h.locate(a).unwrap().size as usize;
+        // A plausible change made to both tags: one more byte of slack.
+        // Only the check value can tell.
+        let mem = h.region_mut(0).unwrap();
+        mem[hdr + 4] += 1;
+        mem[hdr + size - 8 + 4] += 1;
+        let expect = HeapError::CorruptTag {
+            region: 0,
+            offset: hdr as u32,
+        };
+        assert_eq!(h.check(), Err(expect));
+        assert_eq!(h.free(a), Err(expect));
+        assert_eq!(
+            h.corruption(),
+            Some(Ptr {
+                region: 0,
+                offset: hdr as u32
+            })
+        );
+        // Reported once; afterwards the heap refuses to go on.
+        assert_eq!(h.free(a), Err(HeapError::Poisoned));
+        assert_eq!(h.alloc(8), Err(HeapError::Poisoned));
+        assert!(h.remove_region(0).is_none());
+        assert_eq!(h.add_region(vec![0; 4096]), Err(HeapError::Poisoned));
+    }
+
+    #[test]
+    fn damaged_footer_and_link_are_found_without_debug() {
+        let mut h = heap(Policy::FirstFit, HeapFlags::NONE, &[4096]);
+        let a = h.alloc(100).unwrap();
+        let info = h.locate(a).unwrap();
+        let ftr = (info.offset + info.size - 8) as usize;
+        h.region_mut(0).unwrap()[ftr] ^= 0x40;
+        assert_eq!(
+            h.free(a),
+            Err(HeapError::CorruptTag {
+                region: 0,
+                offset: ftr as u32
+            })
+        );
+        assert_eq!(h.alloc(1), Err(HeapError::Poisoned));
+
+        // A free block's next link pointing into nowhere.
+        let mut h = heap(Policy::BestFit, HeapFlags::NONE, &[4096]);
+        let a = h.alloc(100).unwrap();
+        let _b = h.alloc(100).unwrap();
+        h.free(a).unwrap();
+        let link = a.offset as usize;
+        h.region_mut(0).unwrap()[link..link + 8].copy_from_slice(&0x1234u64.to_le_bytes());
+        assert!(matches!(h.check(), Err(HeapError::CorruptTag { .. })));
+        assert!(matches!(h.alloc(16), Err(HeapError::CorruptTag { .. })));
+        assert_eq!(h.alloc(16), Err(HeapError::Poisoned));
+    }
+
+    #[test]
+    fn check_catches_a_stray_start_bit() {
+        let mut h = heap(Policy::FirstFit, HeapFlags::NONE, &[4096]);
+        h.region_mut(0).unwrap()[30] |= 1;
+        assert!(matches!(h.check(), Err(HeapError::Inconsistent { .. })));
+    }
+
+    #[test]
+    fn flags_reject_unknown_bits() {
+        assert_eq!(HeapFlags::from_bits(3), Some(HeapFlags::ALL));
+        assert_eq!(HeapFlags::from_bits(4), None);
+        assert!(HeapFlags::ALL.contains(HeapFlags::DEBUG.union(HeapFlags::LIFO)));
+    }
+}

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Views under `/sys/kernel/debug/rkalloc/`.
+//!
+//! Every file formats straight from the live counters when read, in the
+//! format of its kernel counterpart where one exists: `buddyinfo` as
+//! `/proc/buddyinfo`, `extfrag/*` as `/sys/kernel/debug/extfrag/*`. Two
+//! files act: reading `check` runs the invariant checkers, and writing
+//! `shrink` gives free pool memory back to the kernel.
+
+use crate::{
+    rkcore::{
+        buddy::NR_ORDERS,
+        frag::{extfrag_index, unusable_index, Milli},
+    },
+    sys, uapi, Shared,
+};
+use core::fmt::{self, Write};
+use kernel::{debugfs::Dir, prelude::*, sync::Arc, uaccess::UserSliceReader};
+
+type View = Pin<KBox<kernel::debugfs::File<Arc<Shared>>>>;
+type Show = fn(&Arc<Shared>, &mut fmt::Formatter<'_>) -> fmt::Result;
+
+/// The directories and their files; dropping this removes them.
+pub(crate) struct Files {
+    _files: KVec<View>,
+    _extfrag: Dir,
+    _dir: Dir,
+}
+
+impl Files {
+    /// Creates `/sys/kernel/debug/rkalloc/` and its files.
+    pub(crate) fn new(shared: &Arc<Shared>) -> Result<Self> {
+        let dir = Dir::new(c"rkalloc");
+        let extfrag = dir.subdir(c"extfrag");
+        let mut files = KVec::new();
+        let mut add = |d: &Dir, name: &'static CStr, show: &'static Show| -> Result {
+            files.push(
+                KBox::pin_init(d.read_callback_file(name, shared.clone(), show), GFP_KERNEL)?,
+                GFP_KERNEL,
+            )?;
+            Ok(())
+        };
+        add(&dir, c"info", &(show_info as Show))?;
+        add(&dir, c"pool", &(show_pool as Show))?;
+        add(&dir, c"buddyinfo", &(show_buddyinfo as Show))?;
+        add(&dir, c"check", &(show_check as Show))?;
+        add(&extfrag, c"extfrag_index", &(show_extfrag as Show))?;
+        add(&extfrag, c"unusable_index", &(show_unusable as Show))?;
+        files.push(
+            KBox::pin_init(dir.write_callback_file(c"shrink", shared.clone(), &write_shrink), GFP_KERNEL)?,
+            GFP_KERNEL,
+        )?;
+        Ok(Self {
+            _files: files,
+            _extfrag: extfrag,
+            _dir: dir,
+        })
+    }
+}
+
+fn show_info(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "abi_version: {}", uapi::RKALLOC_ABI_VERSION)?;
+    writeln!(f, "page_size: {}", kernel::page::PAGE_SIZE)?;
+    writeln!(f, "max_order: {}", crate::rkcore::buddy::MAX_ORDER)?;
+    writeln!(f, "cpus_online: {}", sys::num_online_cpus())?;
+    writeln!(f, "pool_max_chunks: {}", s.pool.max_chunks())?;
+    writeln!(f, "fd_cap_bytes: {}", s.fd_cap_bytes)?;
+    writeln!(f, "open_fds: {}", s.open_fds.load(core::sync::atomic::Ordering::Relaxed))
+}
+
+fn show_pool(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let st = s.pool.stats();
+    writeln!(f, "total_pages: {}", st.total_pages)?;
+    writeln!(f, "free_pages: {}", st.free_pages)?;
+    writeln!(f, "pcp_pages: {}", st.pcp_pages)?;
+    writeln!(f, "used_pages: {}", st.total_pages - st.free_pages)?;
+    writeln!(f, "high_water_pages: {}", st.high_water_pages)?;
+    writeln!(f, "max_pages: {}", u64::from(s.pool.max_chunks()) << crate::rkcore::buddy::MAX_ORDER)?;
+    writeln!(f, "chunks_grown: {}", st.chunks_grown)?;
+    writeln!(f, "chunks_shrunk: {}", st.chunks_shrunk)?;
+    writeln!(f, "grow_failures: {}", st.grow_failures)?;
+    writeln!(f, "bad_frees: {}", st.bad_frees)?;
+    let fr = s.pool.frag();
+    writeln!(f, "largest_free_bytes: {}", fr.largest_free_bytes)?;
+    writeln!(f, "external_frag_permille: {}", fr.external_permille())?;
+    writeln!(f, "metadata_bytes: {}", fr.metadata_bytes)?;
+    for o in 0..NR_ORDERS {
+        let (pa, pf) = if o < st.pcp_allocs.len() {
+            (st.pcp_allocs[o], st.pcp_frees[o])
+        } else {
+            (0, 0)
+        };
+        writeln!(
+            f,
+            "order{}: free {} allocs {} frees {} pcp_allocs {} pcp_frees {} splits {} merges {} failures {}",
+            o,
+            st.nr_free[o],
+            st.buddy.allocs[o],
+            st.buddy.frees[o],
+            pa,
+            pf,
+            st.buddy.splits[o],
+            st.buddy.merges[o],
+            st.buddy.failures[o]
+        )?;
+    }
+    Ok(())
+}
+
+/// `/proc/buddyinfo`'s line: `seq_printf("Node %d, zone %8s ")`, then
+/// `"%6lu "` per order.
+fn show_buddyinfo(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "Node 0, zone {:>8} ", "rkalloc")?;
+    for n in s.pool.free_counts() {
+        write!(f, "{:>6} ", n)?;
+    }
+    writeln!(f)
+}
+
+fn show_extfrag(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let free = s.pool.free_counts();
+    write!(f, "Node 0, zone {:>8} ", "rkalloc")?;
+    for o in 0..NR_ORDERS as u32 {
+        write!(f, "{:>6} ", Milli(extfrag_index(&free, o)))?;
+    }
+    writeln!(f)
+}
+
+fn show_unusable(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let free = s.pool.free_counts();
+    write!(f, "Node 0, zone {:>8} ", "rkalloc")?;
+    for o in 0..NR_ORDERS as u32 {
+        write!(f, "{} ", Milli(unusable_index(&free, o)))?;
+    }
+    writeln!(f)
+}
+
+fn show_check(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match s.pool.check() {
+        Ok(r) => writeln!(
+            f,
+            "pool: ok ({} chunks, {} free blocks, {} free pages, {} allocated blocks, {} allocated pages)",
+            r.online_chunks, r.free_blocks, r.free_pages, r.allocated_blocks, r.allocated_pages
+        ),
+        Err(_) => writeln!(f, "pool: FAILED (details in the kernel log)"),
+    }
+}
+
+fn write_shrink(s: &Arc<Shared>, _r: &mut UserSliceReader) -> Result {
+    let pages = s.pool.shrink();
+    pr_info!("shrink: gave {} pages back to the kernel\n", pages);
+    Ok(())
+}

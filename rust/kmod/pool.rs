@@ -1,0 +1,841 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The page pool: the pure buddy allocator ([`crate::rkcore::buddy`]) over
+//! chunks of `alloc_pages(MAX_PAGE_ORDER)` memory, with per-CPU page lists
+//! for orders 0 to [`PCP_MAX_ORDER`] in front, as the kernel's pcp lists.
+//!
+//! # Locking and invariants
+//!
+//! - `inner` (a spinlock) guards the buddy and the chunk table's writers.
+//! - `chunk_base[c]` is the kernel address of chunk slot `c` while it is
+//!   online, else 0. It is written under `inner`, and read without the lock
+//!   only for pages the reader owns (allocated or cached), whose chunk cannot
+//!   go offline meanwhile: a chunk goes offline only when the buddy holds all
+//!   of it.
+//! - `owner[pfn]` is `order + 1` when `pfn` heads a block handed out to a
+//!   user, else 0. Alloc sets it, free clears it with a compare-and-swap, so
+//!   a double free or a free with the wrong order is refused in O(1) even on
+//!   the per-CPU fast path, where the buddy never sees the block.
+//! - Pages on a per-CPU list count as allocated for the buddy and as free for
+//!   users: `buddy free + per-CPU cached + owned by users == total`.
+
+use crate::{
+    rkcore::{
+        buddy::{Buddy, BuddyError, BuddyStats, CheckReport, PageMeta, PageState, CHUNK_PAGES, MAX_ORDER, NR_ORDERS},
+        frag::FragReport,
+    },
+    sys::{self, CpuGuard, PerCpu},
+};
+use core::{
+    ptr::NonNull,
+    sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed},
+};
+use kernel::{
+    bindings, new_spinlock,
+    prelude::*,
+    sync::{Arc, SpinLock},
+};
+
+/// Highest order with per-CPU lists.
+pub(crate) const PCP_MAX_ORDER: u32 = 3;
+const PCP_ORDERS: usize = PCP_MAX_ORDER as usize + 1;
+/// Per-CPU list capacity per order; above it, `PCP_BATCH` blocks go back.
+const PCP_HIGH: [u32; PCP_ORDERS] = [64, 32, 16, 8];
+/// Blocks moved between a per-CPU list and the buddy at a time.
+const PCP_BATCH: [u32; PCP_ORDERS] = [32, 16, 8, 4];
+const PCP_CAP: usize = 64;
+/// Bytes per pool page.
+pub(crate) const PAGE_SIZE: usize = 4096;
+const PAGE_SHIFT: u32 = 12;
+// From include/linux/shrinker.h, whose macros bindgen does not carry over.
+const SHRINK_STOP: c_ulong = !0;
+const SHRINK_EMPTY: c_ulong = !0 - 1;
+const DEFAULT_SEEKS: c_int = 2;
+
+/// A block handed out by the pool: 2^`order` pages at `addr`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Block {
+    /// Index of the first page in the pool's page space.
+    pub(crate) pfn: u32,
+    /// Order of the block.
+    pub(crate) order: u32,
+    /// Kernel address of the first byte; page-aligned, and aligned to the
+    /// block's size.
+    pub(crate) addr: NonNull<u8>,
+}
+
+// SAFETY: a `Block` names memory owned by whoever holds it; it carries no
+// thread affinity.
+unsafe impl Send for Block {}
+// SAFETY: as above; `&Block` only reads its fields.
+unsafe impl Sync for Block {}
+
+impl Block {
+    /// Size in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        PAGE_SIZE << self.order
+    }
+}
+
+/// One CPU's page lists and fast-path counters.
+struct Pcp {
+    count: [u32; PCP_ORDERS],
+    pfns: [[u32; PCP_CAP]; PCP_ORDERS],
+    // Written by the owning CPU only (plain load+store, no atomic RMW),
+    // summed by readers.
+    allocs: [AtomicU64; PCP_ORDERS],
+    frees: [AtomicU64; PCP_ORDERS],
+}
+
+impl Pcp {
+    fn new() -> Self {
+        Self {
+            count: [0; PCP_ORDERS],
+            pfns: [[0; PCP_CAP]; PCP_ORDERS],
+            allocs: Default::default(),
+            frees: Default::default(),
+        }
+    }
+}
+
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+/// Memory parameters of a pool.
+#[derive(Clone, Copy)]
+pub(crate) struct PoolConfig {
+    /// Chunks taken at creation.
+    pub(crate) initial_chunks: u32,
+    /// Most chunks the pool may hold.
+    pub(crate) max_chunks: u32,
+    /// Register a shrinker (the module's pool does; test pools do not).
+    pub(crate) shrinker: bool,
+}
+
+struct Inner {
+    buddy: Buddy<KVVec<PageMeta>>,
+    high_water_pages: u64,
+}
+
+/// Pool-wide counters.
+#[derive(Default)]
+struct Counters {
+    chunks_grown: AtomicU64,
+    chunks_shrunk: AtomicU64,
+    grow_failures: AtomicU64,
+    bad_frees: AtomicU64,
+}
+
+/// A buddy page pool.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Pool {
+    #[pin]
+    inner: SpinLock<Inner>,
+    chunk_base: KVVec<AtomicUsize>,
+    owner: KVVec<AtomicU8>,
+    pcp: PerCpu<Pcp>,
+    counters: Counters,
+    max_chunks: u32,
+    shrinker: AtomicUsize,
+}
+
+/// A snapshot of the pool's counters.
+pub(crate) struct PoolStats {
+    pub(crate) total_pages: u64,
+    pub(crate) free_pages: u64,
+    pub(crate) pcp_pages: u64,
+    pub(crate) high_water_pages: u64,
+    pub(crate) chunks_grown: u64,
+    pub(crate) chunks_shrunk: u64,
+    pub(crate) grow_failures: u64,
+    pub(crate) bad_frees: u64,
+    pub(crate) nr_free: [u32; NR_ORDERS],
+    pub(crate) buddy: BuddyStats,
+    pub(crate) pcp_allocs: [u64; PCP_ORDERS],
+    pub(crate) pcp_frees: [u64; PCP_ORDERS],
+}
+
+/// Maps a buddy refusal to an errno.
+pub(crate) fn errno(e: BuddyError) -> Error {
+    match e {
+        BuddyError::NoMemory => ENOMEM,
+        BuddyError::Busy => EBUSY,
+        _ => EINVAL,
+    }
+}
+
+impl Pool {
+    /// Creates a pool and fills it with `cfg.initial_chunks` chunks.
+    pub(crate) fn new(cfg: PoolConfig) -> Result<Arc<Self>> {
+        if cfg.max_chunks == 0 || cfg.initial_chunks > cfg.max_chunks {
+            return Err(EINVAL);
+        }
+        let meta_len = crate::rkcore::buddy::meta_len(cfg.max_chunks).ok_or(EINVAL)?;
+        let meta = KVVec::from_elem(PageMeta::EMPTY, meta_len, GFP_KERNEL)?;
+        let mut chunk_base = KVVec::with_capacity(cfg.max_chunks as usize, GFP_KERNEL)?;
+        for _ in 0..cfg.max_chunks {
+            chunk_base.push(AtomicUsize::new(0), GFP_KERNEL)?;
+        }
+        let mut owner = KVVec::with_capacity(meta_len, GFP_KERNEL)?;
+        for _ in 0..meta_len {
+            owner.push(AtomicU8::new(0), GFP_KERNEL)?;
+        }
+        let pool = Arc::pin_init(
+            try_pin_init!(Pool {
+                inner <- new_spinlock!(Inner { buddy: Buddy::new(meta), high_water_pages: 0 }, "rkalloc_pool"),
+                chunk_base,
+                owner,
+                pcp: PerCpu::new(Pcp::new)?,
+                counters: Counters::default(),
+                max_chunks: cfg.max_chunks,
+                shrinker: AtomicUsize::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        for _ in 0..cfg.initial_chunks {
+            if !pool.grow()? {
+                return Err(ENOMEM);
+            }
+        }
+        if cfg.shrinker {
+            pool.register_shrinker()?;
+        }
+        Ok(pool.into())
+    }
+
+    /// Most chunks this pool may hold.
+    pub(crate) fn max_chunks(&self) -> u32 {
+        self.max_chunks
+    }
+
+    #[inline]
+    fn addr_of(&self, pfn: u32) -> Option<NonNull<u8>> {
+        let base = self.chunk_base.get((pfn >> MAX_ORDER) as usize)?.load(Relaxed);
+        let off = ((pfn & (CHUNK_PAGES - 1)) as usize) << PAGE_SHIFT;
+        NonNull::new(base.wrapping_add(off) as *mut u8).filter(|_| base != 0)
+    }
+
+    /// The pfn of the pool page at `addr`, if `addr` lies in an online chunk.
+    pub(crate) fn pfn_of(&self, addr: *const u8) -> Option<u32> {
+        let a = addr as usize;
+        let chunk_bytes = (CHUNK_PAGES as usize) << PAGE_SHIFT;
+        for (i, b) in self.chunk_base.iter().enumerate() {
+            let base = b.load(Relaxed);
+            if base != 0 && a >= base && a - base < chunk_bytes {
+                return Some(((i as u32) << MAX_ORDER) | ((a - base) >> PAGE_SHIFT) as u32);
+            }
+        }
+        None
+    }
+
+    /// Takes one more chunk from the kernel. `Ok(false)` when at the cap.
+    fn grow(&self) -> Result<bool> {
+        if self.inner.lock().buddy.online_chunks() >= self.max_chunks {
+            return Ok(false);
+        }
+        let gfp = bindings::GFP_KERNEL | bindings::__GFP_NOWARN | bindings::__GFP_NORETRY;
+        let Some(addr) = sys::alloc_pages(MAX_ORDER, gfp) else {
+            self.counters.grow_failures.fetch_add(1, Relaxed);
+            return Err(ENOMEM);
+        };
+        let mut inner = self.inner.lock();
+        let slot = (0..self.max_chunks).find(|&c| !inner.buddy.chunk_online(c));
+        if let Some(slot) = slot {
+            self.chunk_base[slot as usize].store(addr as usize, Relaxed);
+            if inner.buddy.add_chunk(slot).is_ok() {
+                drop(inner);
+                self.counters.chunks_grown.fetch_add(1, Relaxed);
+                return Ok(true);
+            }
+            self.chunk_base[slot as usize].store(0, Relaxed);
+        }
+        // Another CPU filled the last slot meanwhile.
+        drop(inner);
+        // SAFETY: `addr` came from `alloc_pages(MAX_ORDER)` above and was
+        // never published.
+        unsafe { sys::free_pages(addr, MAX_ORDER) };
+        Ok(false)
+    }
+
+    /// Takes a block from the buddy under the lock, tracking the high water.
+    fn buddy_alloc(inner: &mut Inner, order: u32) -> core::result::Result<u32, BuddyError> {
+        let pfn = inner.buddy.alloc(order)?;
+        let used = inner.buddy.allocated_pages();
+        if used > inner.high_water_pages {
+            inner.high_water_pages = used;
+        }
+        Ok(pfn)
+    }
+
+    /// Allocates a block of 2^`order` pages.
+    #[inline]
+    pub(crate) fn alloc(&self, order: u32) -> Result<Block> {
+        if order > MAX_ORDER {
+            return Err(EINVAL);
+        }
+        let mut grown = false;
+        loop {
+            match self.try_alloc(order) {
+                Ok(pfn) => {
+                    self.owner[pfn as usize].store(order as u8 + 1, Relaxed);
+                    let addr = self.addr_of(pfn).ok_or(EINVAL)?;
+                    return Ok(Block { pfn, order, addr });
+                }
+                Err(BuddyError::NoMemory) if !grown => {
+                    grown = true;
+                    if !self.grow()? {
+                        return Err(ENOMEM);
+                    }
+                }
+                Err(e) => return Err(errno(e)),
+            }
+        }
+    }
+
+    #[inline]
+    fn try_alloc(&self, order: u32) -> core::result::Result<u32, BuddyError> {
+        if order > PCP_MAX_ORDER {
+            return Self::buddy_alloc(&mut self.inner.lock(), order);
+        }
+        let o = order as usize;
+        let g = CpuGuard::new();
+        self.pcp.with(&g, |p| {
+            if p.count[o] == 0 {
+                // Refill a batch; the lock nests inside the preempt-off
+                // section like the kernel's zone lock inside pcp.
+                let mut inner = self.inner.lock();
+                while p.count[o] < PCP_BATCH[o] {
+                    match Self::buddy_alloc(&mut inner, order) {
+                        Ok(pfn) => {
+                            p.pfns[o][p.count[o] as usize] = pfn;
+                            p.count[o] += 1;
+                        }
+                        Err(e) if p.count[o] == 0 => return Err(e),
+                        Err(_) => break,
+                    }
+                }
+            }
+            p.count[o] -= 1;
+            bump(&p.allocs[o]);
+            Ok(p.pfns[o][p.count[o] as usize])
+        })
+    }
+
+    /// Returns a block. Refuses (EINVAL, nothing changed) a block that is not
+    /// allocated from this pool with this order.
+    #[inline]
+    pub(crate) fn free(&self, pfn: u32, order: u32) -> Result {
+        let Some(owner) = self.owner.get(pfn as usize) else {
+            self.counters.bad_frees.fetch_add(1, Relaxed);
+            return Err(EINVAL);
+        };
+        if order > MAX_ORDER || owner.compare_exchange(order as u8 + 1, 0, Relaxed, Relaxed).is_err() {
+            self.counters.bad_frees.fetch_add(1, Relaxed);
+            return Err(EINVAL);
+        }
+        if order > PCP_MAX_ORDER {
+            let r = self.inner.lock().buddy.free(pfn, order);
+            // The owner mark said allocated, so the buddy agrees.
+            return r.map_err(errno);
+        }
+        let o = order as usize;
+        let g = CpuGuard::new();
+        self.pcp.with(&g, |p| {
+            if p.count[o] >= PCP_HIGH[o] {
+                let mut inner = self.inner.lock();
+                for _ in 0..PCP_BATCH[o] {
+                    p.count[o] -= 1;
+                    let victim = p.pfns[o][p.count[o] as usize];
+                    // Cached pages are allocated in the buddy's eyes.
+                    let _ = inner.buddy.free(victim, order);
+                }
+            }
+            p.pfns[o][p.count[o] as usize] = pfn;
+            p.count[o] += 1;
+            bump(&p.frees[o]);
+        });
+        Ok(())
+    }
+
+    /// Frees the block at `addr`; EINVAL if `addr` is not a block of this
+    /// pool allocated with `order`.
+    pub(crate) fn free_addr(&self, addr: *const u8, order: u32) -> Result {
+        let pfn = self.pfn_of(addr).ok_or(EINVAL)?;
+        if self.addr_of(pfn).map(|a| a.as_ptr().cast_const()) != Some(addr) {
+            return Err(EINVAL);
+        }
+        self.free(pfn, order)
+    }
+
+    /// Empties every CPU's lists into the buddy. Process context.
+    pub(crate) fn drain(&self) {
+        self.pcp.for_each_cpu(|p| self.drain_one(p));
+    }
+
+    fn drain_one(&self, p: &mut Pcp) {
+        let mut inner = self.inner.lock();
+        for o in 0..PCP_ORDERS {
+            while p.count[o] > 0 {
+                p.count[o] -= 1;
+                let _ = inner.buddy.free(p.pfns[o][p.count[o] as usize], o as u32);
+            }
+        }
+    }
+
+    /// Gives wholly free chunks back to the kernel, at most `max` of them.
+    /// Returns the number of pages released.
+    fn release_free_chunks(&self, max: u64) -> u64 {
+        let mut released = 0;
+        while released < max {
+            let mut inner = self.inner.lock();
+            let Some(c) = (0..self.max_chunks).find(|&c| inner.buddy.chunk_is_free(c)) else {
+                break;
+            };
+            if inner.buddy.remove_chunk(c).is_err() {
+                break;
+            }
+            let addr = self.chunk_base[c as usize].swap(0, Relaxed);
+            drop(inner);
+            // SAFETY: chunk `c` was online, so `addr` is the address of its
+            // `alloc_pages(MAX_ORDER)` block; the buddy held all of it and
+            // now has forgotten it, so nothing references it any more.
+            unsafe { sys::free_pages(addr as *mut u8, MAX_ORDER) };
+            self.counters.chunks_shrunk.fetch_add(1, Relaxed);
+            released += 1;
+        }
+        released * CHUNK_PAGES as u64
+    }
+
+    /// Drains the per-CPU lists and gives every wholly free chunk back to
+    /// the kernel. Returns the pages released.
+    pub(crate) fn shrink(&self) -> u64 {
+        self.drain();
+        self.release_free_chunks(u64::MAX)
+    }
+
+    /// Pages cached on the per-CPU lists. Exact only when the pool is
+    /// quiescent; reads other CPUs' counts racily otherwise.
+    fn pcp_pages(&self) -> u64 {
+        let mut n = 0u64;
+        for cpu in 0..sys::nr_cpu_ids() {
+            // SAFETY: only reads plain counts; a racing update gives a stale
+            // but harmless figure for statistics.
+            unsafe {
+                self.pcp.with_remote(cpu, |p| {
+                    for o in 0..PCP_ORDERS {
+                        n += (p.count[o] as u64) << o;
+                    }
+                })
+            };
+        }
+        n
+    }
+
+    /// Snapshot of the counters.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let mut pcp_allocs = [0u64; PCP_ORDERS];
+        let mut pcp_frees = [0u64; PCP_ORDERS];
+        for cpu in 0..sys::nr_cpu_ids() {
+            // SAFETY: the counters are atomics; reading them from another CPU
+            // is sound.
+            unsafe {
+                self.pcp.with_remote(cpu, |p| {
+                    for o in 0..PCP_ORDERS {
+                        pcp_allocs[o] += p.allocs[o].load(Relaxed);
+                        pcp_frees[o] += p.frees[o].load(Relaxed);
+                    }
+                })
+            };
+        }
+        let pcp_pages = self.pcp_pages();
+        let inner = self.inner.lock();
+        let c = &self.counters;
+        PoolStats {
+            total_pages: inner.buddy.total_pages(),
+            free_pages: inner.buddy.free_pages() + pcp_pages,
+            pcp_pages,
+            high_water_pages: inner.high_water_pages,
+            chunks_grown: c.chunks_grown.load(Relaxed),
+            chunks_shrunk: c.chunks_shrunk.load(Relaxed),
+            grow_failures: c.grow_failures.load(Relaxed),
+            bad_frees: c.bad_frees.load(Relaxed),
+            nr_free: inner.buddy.free_counts(),
+            buddy: inner.buddy.stats().clone(),
+            pcp_allocs,
+            pcp_frees,
+        }
+    }
+
+    /// Per-order free block counts of the buddy (for buddyinfo).
+    pub(crate) fn free_counts(&self) -> [u32; NR_ORDERS] {
+        self.inner.lock().buddy.free_counts()
+    }
+
+    /// Fragmentation figures in rkalloc's common form.
+    pub(crate) fn frag(&self) -> FragReport {
+        let inner = self.inner.lock();
+        let b = &inner.buddy;
+        let used = b.allocated_pages() << PAGE_SHIFT;
+        FragReport {
+            requested_bytes: used,
+            handed_out_bytes: used,
+            metadata_bytes: (self.owner.len() * (core::mem::size_of::<PageMeta>() + 1)) as u64,
+            free_bytes: b.free_pages() << PAGE_SHIFT,
+            largest_free_bytes: b.largest_free_order().map_or(0, |o| 1u64 << (o + PAGE_SHIFT)),
+        }
+    }
+
+    /// The state of every page for a map: calls `f(pfn, state)` for each
+    /// block head and offline chunk start, in pfn order.
+    pub(crate) fn page_state(&self, pfn: u32) -> PageState {
+        self.inner.lock().buddy.page_state(pfn)
+    }
+
+    /// Full invariant check: drains the per-CPU lists, runs the buddy's
+    /// checker, and checks that the blocks users own are exactly the buddy's
+    /// allocated blocks. Process context; O(pages).
+    pub(crate) fn check(&self) -> Result<CheckReport> {
+        self.drain();
+        let inner = self.inner.lock();
+        let report = inner.buddy.check().map_err(|e| {
+            pr_err!("pool check failed: {}\n", e);
+            EUCLEAN
+        })?;
+        let mut owned_pages = 0u64;
+        for (pfn, o) in self.owner.iter().enumerate() {
+            let v = o.load(Relaxed);
+            if v == 0 {
+                continue;
+            }
+            let order = u32::from(v - 1);
+            if inner.buddy.page_state(pfn as u32) != (PageState::Allocated { order }) {
+                pr_err!("pool check: pfn {} owned at order {} but the buddy disagrees\n", pfn, order);
+                return Err(EUCLEAN);
+            }
+            owned_pages += 1u64 << order;
+        }
+        // Other CPUs may have refilled meanwhile; what they cached is
+        // allocated in the buddy but owned by no user.
+        let cached = self.pcp_pages();
+        if owned_pages + cached != report.allocated_pages {
+            pr_err!(
+                "pool check: users own {} pages, per-CPU lists cache {}, buddy has {} allocated\n",
+                owned_pages,
+                cached,
+                report.allocated_pages
+            );
+            return Err(EUCLEAN);
+        }
+        Ok(report)
+    }
+
+    fn register_shrinker(self: &Arc<Self>) -> Result {
+        // SAFETY: `shrinker_alloc` takes a flags word and a printf-style name
+        // with no arguments; it returns NULL on failure.
+        let s = unsafe { bindings::shrinker_alloc(0, c"rkalloc-pool".as_char_ptr()) };
+        if s.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `s` is a fresh, unregistered shrinker we own. The pool
+        // outlives the registration: `PinnedDrop` calls `shrinker_free`,
+        // which waits for running callbacks, before the pool is freed.
+        unsafe {
+            (*s).count_objects = Some(shrink_count);
+            (*s).scan_objects = Some(shrink_scan);
+            (*s).private_data = core::ptr::from_ref(&**self).cast_mut().cast();
+            (*s).seeks = DEFAULT_SEEKS;
+            bindings::shrinker_register(s);
+        }
+        self.shrinker.store(s as usize, Relaxed);
+        Ok(())
+    }
+
+    /// Pages in chunks that are wholly free (what the shrinker can give).
+    fn free_chunk_pages(&self) -> u64 {
+        let inner = self.inner.lock();
+        (0..self.max_chunks).filter(|&c| inner.buddy.chunk_is_free(c)).count() as u64 * CHUNK_PAGES as u64
+    }
+}
+
+/// Shrinker `count_objects`: pages the pool could give back now.
+unsafe extern "C" fn shrink_count(s: *mut bindings::shrinker, _sc: *mut bindings::shrink_control) -> c_ulong {
+    // SAFETY: `private_data` is the registered pool, alive until the
+    // shrinker is freed (see `register_shrinker`).
+    let pool = unsafe { &*(*s).private_data.cast::<Pool>() };
+    let n = pool.free_chunk_pages();
+    if n == 0 {
+        SHRINK_EMPTY
+    } else {
+        n as c_ulong
+    }
+}
+
+/// Shrinker `scan_objects`: releases wholly free chunks. It does not drain
+/// the per-CPU lists: that sleeps on other CPUs' workers, which reclaim
+/// should not wait for.
+unsafe extern "C" fn shrink_scan(s: *mut bindings::shrinker, sc: *mut bindings::shrink_control) -> c_ulong {
+    // SAFETY: as in `shrink_count`; `sc` is valid for the call.
+    let (pool, want) = unsafe { (&*(*s).private_data.cast::<Pool>(), (*sc).nr_to_scan) };
+    let chunks = (want as u64).div_ceil(CHUNK_PAGES as u64).max(1);
+    let released = pool.release_free_chunks(chunks);
+    if released == 0 {
+        SHRINK_STOP
+    } else {
+        released as c_ulong
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Pool {
+    fn drop(self: Pin<&mut Self>) {
+        let s = self.shrinker.load(Relaxed) as *mut bindings::shrinker;
+        if !s.is_null() {
+            // SAFETY: `s` was registered by `register_shrinker` and is freed
+            // once; `shrinker_free` waits for running callbacks.
+            unsafe { bindings::shrinker_free(s) };
+        }
+        // No one else can reach the pool any more (`&mut self`), so every
+        // CPU's list can be drained from here.
+        for cpu in 0..sys::nr_cpu_ids() {
+            // SAFETY: the pool is being dropped, so it is quiescent.
+            unsafe { self.pcp.with_remote(cpu, |p| self.drain_one(p)) };
+        }
+        let (leaked, online) = {
+            let inner = self.inner.lock();
+            (inner.buddy.allocated_pages(), inner.buddy.online_chunks())
+        };
+        if leaked != 0 {
+            pr_warn!(
+                "pool teardown: {} pages still in use; giving all {} chunks back\n",
+                leaked,
+                online
+            );
+        }
+        for b in self.chunk_base.iter() {
+            let addr = b.swap(0, Relaxed);
+            if addr != 0 {
+                // SAFETY: `addr` is an online chunk's `alloc_pages(MAX_ORDER)`
+                // block; the pool is being destroyed, so none of its pages
+                // is used again (users had to give up their blocks, or lose
+                // them, before the pool could be dropped).
+                unsafe { sys::free_pages(addr as *mut u8, MAX_ORDER) };
+            }
+        }
+    }
+}
+
+#[kunit_tests(rkalloc_pool)]
+mod tests {
+    use super::*;
+
+    fn pool(initial: u32, max: u32) -> Result<Arc<Pool>> {
+        Pool::new(PoolConfig {
+            initial_chunks: initial,
+            max_chunks: max,
+            shrinker: false,
+        })
+    }
+
+    fn free_all(p: &Pool, blocks: &mut KVec<Block>) -> Result {
+        while let Some(b) = blocks.pop() {
+            p.free(b.pfn, b.order)?;
+        }
+        Ok(())
+    }
+
+    /// After `drain`, every online chunk is one free top-order block.
+    fn assert_all_merged(p: &Pool) -> Result {
+        p.drain();
+        let r = p.check()?;
+        assert_eq!(r.allocated_pages, 0);
+        let counts = p.free_counts();
+        assert_eq!(counts[MAX_ORDER as usize], r.online_chunks);
+        for c in &counts[..MAX_ORDER as usize] {
+            assert_eq!(*c, 0);
+        }
+        Ok(())
+    }
+
+    /// gpu_buddy's pessimistic case: take every page, free every other one;
+    /// no order-1 block can exist until the rest comes back.
+    #[test]
+    fn pessimistic() -> Result {
+        let p = pool(1, 1)?;
+        let mut pages = KVec::new();
+        for _ in 0..CHUNK_PAGES {
+            pages.push(p.alloc(0)?, GFP_KERNEL)?;
+        }
+        assert_eq!(p.alloc(0).err(), Some(ENOMEM));
+        p.check()?;
+        let mut kept = KVec::new();
+        for b in pages.drain_all() {
+            if b.pfn % 2 == 0 {
+                p.free(b.pfn, 0)?;
+            } else {
+                kept.push(b, GFP_KERNEL)?;
+            }
+        }
+        p.drain();
+        assert_eq!(p.alloc(1).err(), Some(ENOMEM));
+        let counts = p.free_counts();
+        assert_eq!(counts[0], CHUNK_PAGES / 2);
+        for c in &counts[1..] {
+            assert_eq!(*c, 0);
+        }
+        p.check()?;
+        free_all(&p, &mut kept)?;
+        assert_all_merged(&p)?;
+        let top = p.alloc(MAX_ORDER)?;
+        p.free(top.pfn, top.order)?;
+        Ok(())
+    }
+
+    /// Fill the pool with blocks of every order, prove they are real,
+    /// disjoint memory, and that everything merges back.
+    #[test]
+    fn optimistic() -> Result {
+        let p = pool(1, 1)?;
+        let mut blocks = KVec::new();
+        for order in (0..MAX_ORDER).rev() {
+            blocks.push(p.alloc(order)?, GFP_KERNEL)?;
+        }
+        blocks.push(p.alloc(0)?, GFP_KERNEL)?;
+        assert_eq!(p.alloc(0).err(), Some(ENOMEM));
+        p.check()?;
+        for (i, b) in blocks.iter().enumerate() {
+            // SAFETY: the test owns each block; it is `bytes()` of pool memory.
+            unsafe { core::ptr::write_bytes(b.addr.as_ptr(), i as u8, b.bytes()) };
+        }
+        for (i, b) in blocks.iter().enumerate() {
+            // SAFETY: as above; nothing else writes the blocks.
+            let mem = unsafe { core::slice::from_raw_parts(b.addr.as_ptr(), b.bytes()) };
+            assert!(mem.iter().all(|x| *x == i as u8));
+            assert_eq!(b.addr.as_ptr() as usize % b.bytes(), 0);
+        }
+        free_all(&p, &mut blocks)?;
+        assert_all_merged(&p)
+    }
+
+    /// Keep one page of every 64: no free block above order 5 remains, and
+    /// the indexes say so; freeing the rest merges everything again.
+    #[test]
+    fn pathological() -> Result {
+        let p = pool(1, 1)?;
+        let mut pages = KVec::new();
+        for _ in 0..CHUNK_PAGES {
+            pages.push(p.alloc(0)?, GFP_KERNEL)?;
+        }
+        let mut kept = KVec::new();
+        for b in pages.drain_all() {
+            if b.pfn % 64 == 0 {
+                kept.push(b, GFP_KERNEL)?;
+            } else {
+                p.free(b.pfn, 0)?;
+            }
+        }
+        p.drain();
+        let counts = p.free_counts();
+        for o in 0..=5 {
+            assert_eq!(counts[o], CHUNK_PAGES / 64);
+        }
+        for o in 6..NR_ORDERS {
+            assert_eq!(counts[o], 0);
+        }
+        assert_eq!(p.alloc(6).err(), Some(ENOMEM));
+        assert_eq!(crate::rkcore::frag::unusable_index(&counts, 6), 1000);
+        assert!(crate::rkcore::frag::extfrag_index(&counts, 6) > 900);
+        assert_eq!(crate::rkcore::frag::extfrag_index(&counts, 5), -1000);
+        p.check()?;
+        free_all(&p, &mut kept)?;
+        assert_all_merged(&p)
+    }
+
+    /// The pool grows one chunk at a time up to its cap, and shrinking
+    /// gives every wholly free chunk back.
+    #[test]
+    fn grow_and_shrink() -> Result {
+        let p = pool(1, 3)?;
+        let mut blocks = KVec::new();
+        for _ in 0..3 {
+            blocks.push(p.alloc(MAX_ORDER)?, GFP_KERNEL)?;
+        }
+        assert_eq!(p.alloc(MAX_ORDER).err(), Some(ENOMEM));
+        assert_eq!(p.alloc(0).err(), Some(ENOMEM));
+        let st = p.stats();
+        assert_eq!(st.total_pages, 3 * CHUNK_PAGES as u64);
+        assert_eq!(st.chunks_grown, 3);
+        assert_eq!(p.shrink(), 0);
+        free_all(&p, &mut blocks)?;
+        assert_eq!(p.shrink(), 3 * CHUNK_PAGES as u64);
+        let st = p.stats();
+        assert_eq!(st.total_pages, 0);
+        assert_eq!(st.chunks_shrunk, 3);
+        let b = p.alloc(2)?;
+        assert_eq!(p.stats().total_pages, CHUNK_PAGES as u64);
+        p.free(b.pfn, b.order)?;
+        Ok(())
+    }
+
+    /// Pages cached on per-CPU lists go back on shrink.
+    #[test]
+    fn pcp_drained_on_shrink() -> Result {
+        let p = pool(1, 1)?;
+        let mut blocks = KVec::new();
+        for _ in 0..10 {
+            blocks.push(p.alloc(0)?, GFP_KERNEL)?;
+        }
+        free_all(&p, &mut blocks)?;
+        assert!(p.stats().pcp_pages > 0);
+        assert_eq!(p.shrink(), CHUNK_PAGES as u64);
+        let st = p.stats();
+        assert_eq!(st.pcp_pages, 0);
+        assert_eq!(st.total_pages, 0);
+        Ok(())
+    }
+
+    /// Bad frees and orders are refused with EINVAL and change nothing.
+    #[test]
+    fn bad_input_changes_nothing() -> Result {
+        let p = pool(1, 1)?;
+        let a = p.alloc(2)?;
+        let b = p.alloc(5)?;
+        let before = p.check()?;
+        let counts = p.free_counts();
+        assert_eq!(p.alloc(MAX_ORDER + 1).err(), Some(EINVAL));
+        assert_eq!(p.free(a.pfn, 3).err(), Some(EINVAL)); // wrong order
+        assert_eq!(p.free(a.pfn + 1, 0).err(), Some(EINVAL)); // tail page
+        assert_eq!(p.free(u32::MAX, 0).err(), Some(EINVAL)); // not from this pool
+        assert_eq!(p.free(b.pfn, MAX_ORDER + 1).err(), Some(EINVAL));
+        let foreign = [0u8; 64];
+        assert_eq!(p.free_addr(foreign.as_ptr(), 0).err(), Some(EINVAL));
+        let after = p.check()?;
+        assert_eq!(before.allocated_pages, after.allocated_pages);
+        assert_eq!(counts, p.free_counts());
+        p.free(a.pfn, a.order)?;
+        assert_eq!(p.free(a.pfn, a.order).err(), Some(EINVAL)); // double free
+        p.free_addr(b.addr.as_ptr(), b.order)?;
+        assert_eq!(p.free_addr(b.addr.as_ptr(), b.order).err(), Some(EINVAL));
+        assert!(p.stats().bad_frees >= 7);
+        assert_all_merged(&p)
+    }
+
+    /// A block freed on another CPU than the one that allocated it goes back
+    /// correctly (onto that CPU's list).
+    #[test]
+    fn free_on_other_cpu() -> Result {
+        if sys::num_online_cpus() < 2 {
+            pr_info!("free_on_other_cpu: one CPU online; freeing from a CPU worker instead\n");
+        }
+        let p = pool(1, 1)?;
+        let b = p.alloc(0)?;
+        let target = (0..sys::nr_cpu_ids()).rev().find(|&c| sys::cpu_online(c)).unwrap_or(0);
+        let pp = p.clone();
+        let rc = sys::run_on_cpu(target, move || match pp.free(b.pfn, b.order) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        })?;
+        assert_eq!(rc, 0);
+        assert_all_merged(&p)
+    }
+}

@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-2.0
+//! All FFI in one place: the C shim (`shim.c`, prototypes in `shim.h`) and
+//! the raw `bindings::` calls the allocators need, each behind a safe
+//! function. Allocator code never calls C directly.
+
+use kernel::{bindings, prelude::*};
+
+/// Prototypes of `shim.h`.
+mod shim {
+    use kernel::bindings::page;
+    extern "C" {
+        pub(super) fn rk_page_address(page: *mut page) -> *mut c_void;
+        pub(super) fn rk_virt_to_page(addr: *const c_void) -> *mut page;
+        pub(super) fn rk_vmalloc(size: usize) -> *mut c_void;
+        pub(super) fn rk_vfree(addr: *const c_void);
+        pub(super) fn rk_kvmalloc(size: usize) -> *mut c_void;
+        pub(super) fn rk_kvfree(addr: *const c_void);
+        pub(super) fn rk_kmalloc(size: usize) -> *mut c_void;
+        pub(super) fn rk_kfree(addr: *const c_void);
+        pub(super) fn rk_ktime_ns() -> u64;
+        pub(super) fn rk_preempt_disable();
+        pub(super) fn rk_preempt_enable();
+        pub(super) fn rk_smp_processor_id() -> u32;
+        pub(super) fn rk_num_online_cpus() -> u32;
+        pub(super) fn rk_nr_cpu_ids() -> u32;
+        pub(super) fn rk_cpu_online(cpu: u32) -> bool;
+        pub(super) fn rk_cond_resched();
+        pub(super) fn rk_call_on_cpu(
+            cpu: u32,
+            f: unsafe extern "C" fn(*mut c_void) -> c_int,
+            arg: *mut c_void,
+        ) -> c_int;
+        pub(super) fn rk_uapi_cmd(index: u32) -> u32;
+        pub(super) fn rk_alloc_percpu(size: usize, align: usize) -> *mut c_void;
+        pub(super) fn rk_free_percpu(ptr: *mut c_void);
+        pub(super) fn rk_per_cpu_ptr(ptr: *mut c_void, cpu: u32) -> *mut c_void;
+        pub(super) fn rk_cpu_possible(cpu: u32) -> bool;
+    }
+}
+
+/// Monotonic time in nanoseconds (`ktime_get_ns`).
+#[inline]
+pub(crate) fn ktime_ns() -> u64 {
+    // SAFETY: `ktime_get_ns` has no preconditions.
+    unsafe { shim::rk_ktime_ns() }
+}
+
+/// Number of CPUs online.
+pub(crate) fn num_online_cpus() -> u32 {
+    // SAFETY: reads a kernel counter; no preconditions.
+    unsafe { shim::rk_num_online_cpus() }
+}
+
+/// Upper bound of CPU ids (`nr_cpu_ids`): every CPU id is below it.
+pub(crate) fn nr_cpu_ids() -> u32 {
+    // SAFETY: reads a kernel variable set at boot; no preconditions.
+    unsafe { shim::rk_nr_cpu_ids() }
+}
+
+/// Whether `cpu` is a valid, online CPU.
+pub(crate) fn cpu_online(cpu: u32) -> bool {
+    // SAFETY: the shim checks `cpu < nr_cpu_ids` before testing the mask.
+    unsafe { shim::rk_cpu_online(cpu) }
+}
+
+/// Yields the CPU if the scheduler wants it; for long loops in process context.
+pub(crate) fn cond_resched() {
+    // SAFETY: callers run in process context, where sleeping is allowed.
+    unsafe { shim::rk_cond_resched() }
+}
+
+/// The value the C header gives ioctl command `index` (see `shim.c`); lets
+/// KUnit prove that the Rust command numbers match the header.
+pub(crate) fn uapi_cmd(index: u32) -> u32 {
+    // SAFETY: the shim returns 0 for an index it does not know.
+    unsafe { shim::rk_uapi_cmd(index) }
+}
+
+/// A section that stays on one CPU: preemption is disabled while it lives.
+///
+/// # Invariants
+///
+/// Preemption is disabled from `new` until drop, so `cpu` stays the current
+/// CPU for the guard's whole life.
+pub(crate) struct CpuGuard {
+    cpu: u32,
+    // Must not move to another thread: preempt_enable has to run where
+    // preempt_disable ran.
+    _not_send: core::marker::PhantomData<*mut ()>,
+}
+
+impl CpuGuard {
+    /// Disables preemption and records the current CPU.
+    #[inline]
+    pub(crate) fn new() -> Self {
+        // SAFETY: balanced by `preempt_enable` in `drop`.
+        unsafe { shim::rk_preempt_disable() };
+        // SAFETY: preemption is disabled, so the id is stable.
+        let cpu = unsafe { shim::rk_smp_processor_id() };
+        // INVARIANT: preemption was disabled just above.
+        Self {
+            cpu,
+            _not_send: core::marker::PhantomData,
+        }
+    }
+
+    /// The CPU this section runs on.
+    #[inline]
+    pub(crate) fn cpu(&self) -> u32 {
+        self.cpu
+    }
+}
+
+impl Drop for CpuGuard {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: pairs with the `preempt_disable` in `new` (type invariant).
+        unsafe { shim::rk_preempt_enable() };
+    }
+}
+
+/// Runs `f` on `cpu`, in a kworker bound to it (`smp_call_on_cpu`), and
+/// waits for it. Process context only.
+pub(crate) fn run_on_cpu<F: FnMut() -> i32 + Send>(cpu: u32, mut f: F) -> Result<i32> {
+    if !cpu_online(cpu) {
+        return Err(EINVAL);
+    }
+    unsafe extern "C" fn trampoline<F: FnMut() -> i32>(arg: *mut c_void) -> c_int {
+        // SAFETY: `arg` is the `&mut F` passed below, alive until
+        // `smp_call_on_cpu` returns, which waits for this call.
+        let f = unsafe { &mut *arg.cast::<F>() };
+        f()
+    }
+    let arg = core::ptr::from_mut(&mut f).cast::<c_void>();
+    // SAFETY: `trampoline::<F>` matches the callback type, and `arg` stays
+    // valid until the call returns (smp_call_on_cpu is synchronous).
+    Ok(unsafe { shim::rk_call_on_cpu(cpu, trampoline::<F>, arg) })
+}
+
+/// Allocates 2^`order` contiguous pages from the kernel's page allocator and
+/// returns their kernel address, or `None`.
+pub(crate) fn alloc_pages(order: u32, gfp: bindings::gfp_t) -> Option<*mut u8> {
+    // SAFETY: `alloc_pages_noprof` accepts any gfp and order; it returns
+    // NULL on failure (and for orders above MAX_PAGE_ORDER).
+    let page = unsafe { bindings::alloc_pages_noprof(gfp, order) };
+    if page.is_null() {
+        return None;
+    }
+    // SAFETY: `page` is a valid page of the linear map (no __GFP_HIGHMEM on
+    // x86_64), so it has a permanent kernel address.
+    Some(unsafe { shim::rk_page_address(page) }.cast())
+}
+
+/// Returns pages from [`alloc_pages`] to the kernel.
+///
+/// # Safety
+///
+/// `addr` came from `alloc_pages(order, _)` with this `order` and is not
+/// used after this call.
+pub(crate) unsafe fn free_pages(addr: *mut u8, order: u32) {
+    // SAFETY: by the contract, `addr` is the address of a live 2^order block
+    // from `alloc_pages`, so `virt_to_page` finds its head page.
+    unsafe { bindings::__free_pages(shim::rk_virt_to_page(addr.cast()), order) }
+}
+
+/// `kmalloc(size, GFP_KERNEL)`.
+#[inline]
+pub(crate) fn kmalloc(size: usize) -> *mut u8 {
+    // SAFETY: `kmalloc` accepts any size and returns NULL on failure.
+    unsafe { shim::rk_kmalloc(size) }.cast()
+}
+
+/// `kfree`.
+///
+/// # Safety
+///
+/// `p` came from [`kmalloc`] (or is null) and is not used again.
+#[inline]
+pub(crate) unsafe fn kfree(p: *mut u8) {
+    // SAFETY: by the contract.
+    unsafe { shim::rk_kfree(p.cast()) }
+}
+
+/// `vmalloc(size)`.
+pub(crate) fn vmalloc(size: usize) -> *mut u8 {
+    // SAFETY: `vmalloc` accepts any size and returns NULL on failure.
+    unsafe { shim::rk_vmalloc(size) }.cast()
+}
+
+/// `vfree`.
+///
+/// # Safety
+///
+/// `p` came from [`vmalloc`] (or is null) and is not used again.
+pub(crate) unsafe fn vfree(p: *mut u8) {
+    // SAFETY: by the contract.
+    unsafe { shim::rk_vfree(p.cast()) }
+}
+
+/// `kvmalloc(size, GFP_KERNEL)`.
+pub(crate) fn kvmalloc(size: usize) -> *mut u8 {
+    // SAFETY: `kvmalloc` accepts any size and returns NULL on failure.
+    unsafe { shim::rk_kvmalloc(size) }.cast()
+}
+
+/// `kvfree`.
+///
+/// # Safety
+///
+/// `p` came from [`kvmalloc`] (or is null) and is not used again.
+pub(crate) unsafe fn kvfree(p: *mut u8) {
+    // SAFETY: by the contract.
+    unsafe { shim::rk_kvfree(p.cast()) }
+}
+
+/// Takes a reference on `module` so it cannot be unloaded; `false` if it is
+/// already going away.
+pub(crate) fn module_get(module: &'static ThisModule) -> bool {
+    // SAFETY: `module.as_ptr()` is this module's `struct module`, alive while
+    // any of its code runs.
+    unsafe { bindings::try_module_get(module.as_ptr()) }
+}
+
+/// Drops a reference taken by [`module_get`].
+pub(crate) fn module_put(module: &'static ThisModule) {
+    // SAFETY: pairs with a successful `module_get`.
+    unsafe { bindings::module_put(module.as_ptr()) }
+}
+
+/// Whether `cpu` is a possible CPU (it may come online and has per-CPU data).
+pub(crate) fn cpu_possible(cpu: u32) -> bool {
+    // SAFETY: the shim checks `cpu < nr_cpu_ids` before testing the mask.
+    unsafe { shim::rk_cpu_possible(cpu) }
+}
+
+/// One `T` per possible CPU, in the kernel's per-CPU memory (`alloc_percpu`).
+///
+/// # Invariants
+///
+/// - `ptr` is a live `__percpu` allocation of `size_of::<T>()` bytes whose
+///   slot for every possible CPU holds an initialised `T`.
+/// - A slot is accessed mutably only by code running on its own CPU with
+///   preemption disabled ([`PerCpu::with`] takes a [`CpuGuard`]), or by
+///   [`PerCpu::with_remote`], whose callers guarantee that CPU's users are
+///   quiescent. rkalloc never touches per-CPU data from interrupt context,
+///   so disabling preemption is enough for exclusive access.
+pub(crate) struct PerCpu<T> {
+    ptr: *mut c_void,
+    _t: core::marker::PhantomData<T>,
+}
+
+// SAFETY: each slot is accessed by one CPU at a time (type invariant), so
+// sharing the handle between threads is sound when `T` may move between them.
+unsafe impl<T: Send> Send for PerCpu<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for PerCpu<T> {}
+
+impl<T> PerCpu<T> {
+    /// Allocates the per-CPU slots and initialises each with `init()`.
+    pub(crate) fn new(init: impl Fn() -> T) -> Result<Self> {
+        // SAFETY: `__alloc_percpu` accepts any size/alignment and returns
+        // NULL on failure.
+        let ptr = unsafe {
+            shim::rk_alloc_percpu(
+                core::mem::size_of::<T>().max(1),
+                core::mem::align_of::<T>(),
+            )
+        };
+        if ptr.is_null() {
+            return Err(ENOMEM);
+        }
+        for cpu in 0..nr_cpu_ids() {
+            if cpu_possible(cpu) {
+                // SAFETY: `ptr` is a live per-CPU allocation and `cpu` is
+                // possible, so its slot is valid, suitably aligned memory for
+                // a `T`, not yet initialised and not shared.
+                unsafe { shim::rk_per_cpu_ptr(ptr, cpu).cast::<T>().write(init()) };
+            }
+        }
+        // INVARIANT: every possible CPU's slot was initialised above.
+        Ok(Self {
+            ptr,
+            _t: core::marker::PhantomData,
+        })
+    }
+
+    /// Runs `f` on the current CPU's slot. `f` must not reach this same
+    /// `PerCpu` again (the slot is borrowed mutably).
+    #[inline]
+    pub(crate) fn with<R>(&self, guard: &CpuGuard, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: preemption is disabled while `guard` lives, so this task
+        // stays on `guard.cpu()` and no other task can run there; rkalloc
+        // never uses per-CPU data from interrupts (type invariant). The slot
+        // is initialised (type invariant).
+        let slot = unsafe { &mut *shim::rk_per_cpu_ptr(self.ptr, guard.cpu()).cast::<T>() };
+        f(slot)
+    }
+
+    /// Runs `f` on `cpu`'s slot from another CPU.
+    ///
+    /// # Safety
+    ///
+    /// No one else may use `cpu`'s slot meanwhile: `cpu` is offline, or the
+    /// whole structure is quiescent (its owner is being torn down).
+    pub(crate) unsafe fn with_remote<R>(&self, cpu: u32, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        if !cpu_possible(cpu) {
+            return None;
+        }
+        // SAFETY: `cpu` is possible, so its slot is initialised (type
+        // invariant); exclusivity is the caller's contract.
+        let slot = unsafe { &mut *shim::rk_per_cpu_ptr(self.ptr, cpu).cast::<T>() };
+        Some(f(slot))
+    }
+
+    /// Runs `f` on every possible CPU's slot: for online CPUs on that CPU
+    /// itself (through [`run_on_cpu`], with preemption disabled), for the
+    /// others directly. Process context only (it sleeps).
+    pub(crate) fn for_each_cpu(&self, mut f: impl FnMut(&mut T) + Send) {
+        for cpu in 0..nr_cpu_ids() {
+            if cpu_online(cpu) {
+                let ran = run_on_cpu(cpu, || {
+                    let g = CpuGuard::new();
+                    if g.cpu() == cpu {
+                        self.with(&g, &mut f);
+                        0
+                    } else {
+                        -1
+                    }
+                });
+                if matches!(ran, Ok(0)) {
+                    continue;
+                }
+            }
+            if !cpu_online(cpu) {
+                // SAFETY: an offline CPU runs nothing that could use its slot.
+                unsafe { self.with_remote(cpu, &mut f) };
+            }
+        }
+    }
+}
+
+impl<T> Drop for PerCpu<T> {
+    fn drop(&mut self) {
+        for cpu in 0..nr_cpu_ids() {
+            // SAFETY: `&mut self` proves no one else uses any slot, and each
+            // possible CPU's slot holds an initialised `T` (type invariant),
+            // dropped exactly once here.
+            unsafe { self.with_remote(cpu, |t| core::ptr::drop_in_place(t)) };
+        }
+        // SAFETY: `ptr` came from `__alloc_percpu` and is freed once.
+        unsafe { shim::rk_free_percpu(self.ptr) };
+    }
+}

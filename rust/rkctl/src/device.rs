@@ -1,0 +1,121 @@
+//! A safe wrapper around `/dev/rkalloc`.
+use crate::uapi;
+use anyhow::{Context, Result};
+use std::{fs::File, io, os::fd::AsRawFd, path::Path};
+
+/// An open `/dev/rkalloc`. Everything allocated through it is freed by the
+/// kernel when it is dropped (closed).
+pub struct Device {
+    file: File,
+}
+
+/// A UAPI argument struct: plain integers, starting with its size field.
+pub trait Arg: Default {
+    /// Sets the leading `size` field to `size_of::<Self>()`.
+    fn set_size(&mut self);
+}
+
+macro_rules! args {
+    ($($t:ty),* $(,)?) => {$(
+        impl Arg for $t {
+            fn set_size(&mut self) {
+                self.size = std::mem::size_of::<Self>() as u32;
+            }
+        }
+    )*};
+}
+args!(
+    uapi::rkalloc_info,
+    uapi::rkalloc_pool_alloc,
+    uapi::rkalloc_free,
+    uapi::rkalloc_pattern,
+    uapi::rkalloc_check,
+    uapi::rkalloc_pool_shrink,
+    uapi::rkalloc_pool_stats,
+);
+
+impl Device {
+    /// Opens the device (root only).
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {} (is rkalloc loaded, and are you root?)", path.display()))?;
+        Ok(Self { file })
+    }
+
+    /// Issues `cmd` with `arg`; returns the errno on failure.
+    pub fn ioctl<T: Arg>(&self, cmd: u32, arg: &mut T) -> io::Result<()> {
+        arg.set_size();
+        // SAFETY: `arg` is a live, exclusively borrowed #[repr(C)] struct of
+        // the size the command encodes (both come from the same header).
+        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), cmd as _, arg as *mut T) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `RKALLOC_IOC_INFO`.
+    pub fn info(&self) -> io::Result<uapi::rkalloc_info> {
+        let mut a = uapi::rkalloc_info::default();
+        self.ioctl(uapi::cmd::info(), &mut a)?;
+        Ok(a)
+    }
+}
+
+impl Device {
+    /// `RKALLOC_IOC_POOL_ALLOC`: a block of 2^order pages; returns its handle.
+    pub fn pool_alloc(&self, order: u32) -> io::Result<u64> {
+        let mut a = uapi::rkalloc_pool_alloc { order, ..Default::default() };
+        self.ioctl(uapi::cmd::pool_alloc(), &mut a)?;
+        Ok(a.handle)
+    }
+
+    /// `RKALLOC_IOC_FREE`.
+    pub fn free(&self, handle: u64) -> io::Result<()> {
+        let mut a = uapi::rkalloc_free { handle, ..Default::default() };
+        self.ioctl(uapi::cmd::free(), &mut a)
+    }
+
+    /// `RKALLOC_IOC_FILL`: returns the bytes written.
+    pub fn fill(&self, handle: u64, pattern: u32) -> io::Result<u64> {
+        let mut a = uapi::rkalloc_pattern { handle, pattern, ..Default::default() };
+        self.ioctl(uapi::cmd::fill(), &mut a)?;
+        Ok(a.bytes)
+    }
+
+    /// `RKALLOC_IOC_VERIFY`: returns (bytes checked, mismatching bytes).
+    pub fn verify(&self, handle: u64, pattern: u32) -> io::Result<(u64, u64)> {
+        let mut a = uapi::rkalloc_pattern { handle, pattern, ..Default::default() };
+        self.ioctl(uapi::cmd::verify(), &mut a)?;
+        Ok((a.bytes, a.mismatches))
+    }
+
+    /// `RKALLOC_IOC_CHECK`: Ok when every invariant holds.
+    pub fn check(&self) -> io::Result<()> {
+        let mut a = uapi::rkalloc_check::default();
+        self.ioctl(uapi::cmd::check(), &mut a)
+    }
+
+    /// `RKALLOC_IOC_POOL_SHRINK`: returns the pages released.
+    pub fn shrink(&self) -> io::Result<u64> {
+        let mut a = uapi::rkalloc_pool_shrink::default();
+        self.ioctl(uapi::cmd::pool_shrink(), &mut a)?;
+        Ok(a.released_pages)
+    }
+
+    /// `RKALLOC_IOC_POOL_STATS`.
+    pub fn pool_stats(&self) -> io::Result<uapi::rkalloc_pool_stats> {
+        let mut a = uapi::rkalloc_pool_stats::default();
+        self.ioctl(uapi::cmd::pool_stats(), &mut a)?;
+        Ok(a)
+    }
+
+    /// The raw fd, for tests that issue malformed ioctls on purpose.
+    pub fn raw_fd(&self) -> i32 {
+        self.file.as_raw_fd()
+    }
+}

@@ -1,0 +1,234 @@
+//! rkctl: drive rkalloc's allocators from userspace through `/dev/rkalloc`.
+mod device;
+mod errors;
+mod stress;
+mod uapi;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use std::{path::PathBuf, time::Duration};
+
+#[derive(Parser)]
+#[command(version, about = "Drive rkalloc's allocators through /dev/rkalloc")]
+struct Cli {
+    /// The device node.
+    #[arg(long, default_value = "/dev/rkalloc", global = true)]
+    dev: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// ABI version, page size, pool size and this fd's usage.
+    Info,
+    /// Pool statistics (per order) from the stats ioctl.
+    Stats,
+    /// Threads run a random mix of allocations, filling and verifying each;
+    /// exits non-zero on any corruption or unexpected errno.
+    Stress {
+        /// Threads, each with its own fd.
+        #[arg(short, long, default_value_t = 2)]
+        threads: usize,
+        /// Total operations (ignored with --duration).
+        #[arg(short, long, default_value_t = 100_000)]
+        ops: u64,
+        /// Run for this many seconds instead of a count.
+        #[arg(short, long)]
+        duration: Option<f64>,
+        /// Seed of the random mix.
+        #[arg(short, long, default_value_t = 1)]
+        seed: u64,
+        /// Allocators to drive (default: all).
+        #[arg(short, long, value_delimiter = ',')]
+        alloc: Vec<stress::Kind>,
+        /// Most live allocations per thread.
+        #[arg(long, default_value_t = 256)]
+        max_live: usize,
+        /// Highest pool order used.
+        #[arg(long, default_value_t = 6)]
+        max_order: u32,
+        /// No progress bar.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Exercise every documented error path; exits non-zero on any deviation.
+    Errors,
+    /// Give free pool memory back to the kernel.
+    Shrink,
+    /// Run the invariant checkers.
+    Check,
+}
+
+#[derive(Serialize)]
+struct Info {
+    abi_version: u32,
+    page_size: u32,
+    max_order: u32,
+    nr_cpus: u32,
+    nr_caches: u32,
+    nr_heaps: u32,
+    pool_pages: u64,
+    pool_free_pages: u64,
+    fd_bytes: u64,
+    fd_cap_bytes: u64,
+}
+
+fn print<T: Serialize>(json: bool, v: &T) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        let v = serde_json::to_value(v)?;
+        for (k, v) in v.as_object().into_iter().flatten() {
+            println!("{k:>22}: {v}");
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Info => {
+            let i = device::Device::open(&cli.dev)?.info()?;
+            print(
+                cli.json,
+                &Info {
+                    abi_version: i.abi_version,
+                    page_size: i.page_size,
+                    max_order: i.max_order,
+                    nr_cpus: i.nr_cpus,
+                    nr_caches: i.nr_caches,
+                    nr_heaps: i.nr_heaps,
+                    pool_pages: i.pool_pages,
+                    pool_free_pages: i.pool_free_pages,
+                    fd_bytes: i.fd_bytes,
+                    fd_cap_bytes: i.fd_cap_bytes,
+                },
+            )?;
+        }
+        Cmd::Stats => {
+            let s = device::Device::open(&cli.dev)?.pool_stats()?;
+            #[derive(Serialize)]
+            struct Order {
+                order: usize,
+                free_blocks: u64,
+                allocs: u64,
+                frees: u64,
+                splits: u64,
+                merges: u64,
+                failures: u64,
+            }
+            #[derive(Serialize)]
+            struct Stats {
+                total_pages: u64,
+                free_pages: u64,
+                pcp_pages: u64,
+                high_water_pages: u64,
+                chunks_grown: u64,
+                chunks_shrunk: u64,
+                orders: Vec<Order>,
+            }
+            let st = Stats {
+                total_pages: s.total_pages,
+                free_pages: s.free_pages,
+                pcp_pages: s.pcp_pages,
+                high_water_pages: s.high_water_pages,
+                chunks_grown: s.chunks_grown,
+                chunks_shrunk: s.chunks_shrunk,
+                orders: (0..uapi::RKALLOC_NR_ORDERS as usize)
+                    .map(|o| Order {
+                        order: o,
+                        free_blocks: s.nr_free[o],
+                        allocs: s.allocs[o],
+                        frees: s.frees[o],
+                        splits: s.splits[o],
+                        merges: s.merges[o],
+                        failures: s.failures[o],
+                    })
+                    .collect(),
+            };
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                println!(
+                    "pool: {} pages, {} free ({} on per-CPU lists), high water {}, chunks grown {} shrunk {}",
+                    st.total_pages, st.free_pages, st.pcp_pages, st.high_water_pages, st.chunks_grown, st.chunks_shrunk
+                );
+                println!("{:>5} {:>8} {:>12} {:>12} {:>10} {:>10} {:>8}", "order", "free", "allocs", "frees", "splits", "merges", "fails");
+                for o in &st.orders {
+                    println!(
+                        "{:>5} {:>8} {:>12} {:>12} {:>10} {:>10} {:>8}",
+                        o.order, o.free_blocks, o.allocs, o.frees, o.splits, o.merges, o.failures
+                    );
+                }
+            }
+        }
+        Cmd::Stress { threads, ops, duration, seed, alloc, max_live, max_order, quiet } => {
+            let allocators = if alloc.is_empty() { vec![stress::Kind::Pool] } else { alloc };
+            if max_order > 10 {
+                bail!("--max-order must be at most 10");
+            }
+            let cfg = stress::Config {
+                threads,
+                ops,
+                duration: duration.map(Duration::from_secs_f64),
+                seed,
+                allocators,
+                max_live,
+                max_order,
+                progress: !quiet && !cli.json,
+            };
+            let s = stress::run(&cli.dev, cfg)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "stress: {} threads, seed {}, {} ops in {:.2}s ({:.0} ops/s)",
+                    s.threads, s.seed, s.ops, s.seconds, s.ops_per_sec
+                );
+                println!("{:>10} {:>10} {:>10} {:>14} {:>8} {:>12}", "allocator", "allocs", "frees", "verified B", "ENOMEM", "ops/s");
+                for (k, v) in &s.per_allocator {
+                    println!(
+                        "{:>10} {:>10} {:>10} {:>14} {:>8} {:>12.0}",
+                        k, v.allocs, v.frees, v.bytes_verified, v.enomem, v.ops_per_sec
+                    );
+                }
+                println!("corruptions: {}, unexpected errors: {}, invariant check: {}", s.corruptions, s.unexpected_errors, if s.check_ok { "ok" } else { "FAILED" });
+                for e in &s.errors {
+                    println!("  error: {e}");
+                }
+            }
+            if s.corruptions != 0 || s.unexpected_errors != 0 || !s.check_ok {
+                bail!("stress found {} corruptions and {} unexpected errors", s.corruptions, s.unexpected_errors);
+            }
+        }
+        Cmd::Errors => {
+            let cases = errors::run(&cli.dev)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&cases)?);
+            } else {
+                for c in &cases {
+                    println!("{} - {}: expected {}, got {}", if c.ok { "ok" } else { "not ok" }, c.name, c.expected, c.got);
+                }
+            }
+            let bad = cases.iter().filter(|c| !c.ok).count();
+            if bad != 0 {
+                bail!("{bad} of {} error cases deviate", cases.len());
+            }
+        }
+        Cmd::Shrink => {
+            let n = device::Device::open(&cli.dev)?.shrink()?;
+            println!("released {n} pages");
+        }
+        Cmd::Check => {
+            device::Device::open(&cli.dev)?.check()?;
+            println!("invariants hold");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+# Helpers for the in-guest tests; sourced.
+D=/sys/kernel/debug/rkalloc
+RKCTL=/rkalloc/rkctl
+fail() { echo "FAIL: $*"; exit 1; }
+expect_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
+# The value of "key: value" in a debugfs file.
+kv() { sed -n "s/^$2: *//p" "$1" | head -1; }
