@@ -143,13 +143,180 @@ struct rkalloc_pool_stats {
 };
 #define RKALLOC_STATS_RESET	1
 
+/*
+ * Slab caches.
+ * RKALLOC_IOC_CACHE_CREATE: obj_size 1..8192, align a power of two up to
+ * 4096 (0 means 8), flags RKALLOC_CACHE_*; out handle. EINVAL otherwise.
+ * RKALLOC_IOC_CACHE_DESTROY: EBUSY while objects of the cache are live.
+ */
+#define RKALLOC_CACHE_RED_ZONE		0x1	/* red zones around objects */
+#define RKALLOC_CACHE_POISON		0x2	/* poison freed objects */
+#define RKALLOC_CACHE_DEBUG_CHECKS	0x4	/* double/invalid free checks */
+struct rkalloc_cache_create {
+	__u32 size;
+	__u32 obj_size;
+	__u32 align;
+	__u32 flags;
+	char name[RKALLOC_NAME_LEN];	/* NUL-terminated */
+	__u64 handle;		/* out */
+};
+
+/* RKALLOC_IOC_CACHE_DESTROY, RKALLOC_IOC_HEAP_DESTROY, RKALLOC_IOC_HEAP_RESET */
+struct rkalloc_handle_op {
+	__u32 size;
+	__u32 reserved;
+	__u64 handle;
+};
+
+/*
+ * RKALLOC_IOC_OBJ_ALLOC: count (1..RKALLOC_MAX_BATCH) objects from the cache
+ * named by cache; their handles are written to the user array handles.
+ * All or nothing: on failure nothing stays allocated.
+ * RKALLOC_IOC_OBJ_FREE: frees the count handles of the user array; every
+ * handle is checked first, so a bad one (EINVAL/ENOENT) frees nothing.
+ * E2BIG for count > RKALLOC_MAX_BATCH, EINVAL for count 0.
+ */
+struct rkalloc_batch {
+	__u32 size;
+	__u32 count;
+	__u64 cache;		/* OBJ_ALLOC only */
+	__u64 handles;		/* user pointer to __u64[count] */
+};
+
+/*
+ * RKALLOC_IOC_MALLOC: rk_malloc(bytes), bytes 1..RKALLOC_MAX_MALLOC; sizes
+ * above 8192 go straight to the pool. Freed with RKALLOC_IOC_FREE.
+ */
+#define RKALLOC_MAX_MALLOC	(4u << 20)
+struct rkalloc_malloc {
+	__u32 size;
+	__u32 reserved;
+	__u64 bytes;
+	__u64 handle;		/* out */
+};
+
+/*
+ * Heaps: variable-size blocks with boundary tags, searched by a policy.
+ * RKALLOC_IOC_HEAP_CREATE: policy RKALLOC_POLICY_*, flags RKALLOC_HEAP_*,
+ * initial_bytes rounded up to pages (0: one 64 KiB region); out handle.
+ * RKALLOC_IOC_HEAP_ALLOC: bytes 1..RKALLOC_MAX_HEAP_ALLOC from heap.
+ * RKALLOC_IOC_HEAP_RESET frees every block of the heap; HEAP_DESTROY frees
+ * the heap and its blocks. Blocks are freed with RKALLOC_IOC_FREE.
+ */
+#define RKALLOC_POLICY_FIRST_FIT	0
+#define RKALLOC_POLICY_NEXT_FIT		1
+#define RKALLOC_POLICY_BEST_FIT		2
+#define RKALLOC_POLICY_SEGREGATED_FIT	3
+#define RKALLOC_HEAP_DEBUG		0x1	/* check values in boundary tags */
+#define RKALLOC_MAX_HEAP_ALLOC		(1u << 20)
+struct rkalloc_heap_create {
+	__u32 size;
+	__u32 policy;
+	__u32 flags;
+	__u32 reserved;
+	__u64 initial_bytes;
+	__u64 handle;		/* out */
+};
+
+struct rkalloc_heap_alloc {
+	__u32 size;
+	__u32 reserved;
+	__u64 heap;
+	__u64 bytes;
+	__u64 handle;		/* out */
+};
+
+/*
+ * The fd's arena: RKALLOC_IOC_ARENA_ALLOC bumps (bytes 1..RKALLOC_MAX_HEAP_ALLOC,
+ * align a power of two up to 4096, 0 means 8); RKALLOC_IOC_ARENA_RESET frees
+ * every arena allocation of the fd at once and says what it gave back.
+ */
+struct rkalloc_arena_alloc {
+	__u32 size;
+	__u32 align;
+	__u64 bytes;
+	__u64 handle;		/* out */
+};
+
+struct rkalloc_arena_reset {
+	__u32 size;
+	__u32 reserved;
+	__u64 bytes_reclaimed;		/* out */
+	__u64 allocations_reclaimed;	/* out */
+};
+
+/*
+ * RKALLOC_IOC_BENCH: time alloc+free pairs of one allocator in the kernel.
+ * Each of `samples` samples times `ops` alloc+free pairs (with warm-up
+ * first); results are per pair, in picoseconds, from ktime (wall clock, or
+ * guest instructions under QEMU -icount shift=0). allocator is an
+ * RKALLOC_ALLOC_* value, pattern an RKALLOC_BENCH_* value, bytes the
+ * allocation size (orders for page allocators: the smallest holding it).
+ * batch: objects held at once for BATCH, BATCH_RANDOM, RANDOM_LIFE and
+ * CROSS_CPU (1..RKALLOC_MAX_BATCH). EINVAL for a bad allocator, pattern or
+ * size, or (CROSS_CPU) when only one CPU is online; ENOMEM when the
+ * allocator fails during the run (counted in failures).
+ */
+#define RKALLOC_ALLOC_RK_POOL		0
+#define RKALLOC_ALLOC_PAGES		1	/* alloc_pages */
+#define RKALLOC_ALLOC_KMEM_CACHE	2	/* SLUB, SLAB_NO_MERGE cache */
+#define RKALLOC_ALLOC_KMALLOC		3
+#define RKALLOC_ALLOC_VMALLOC		4
+#define RKALLOC_ALLOC_KVMALLOC		5
+#define RKALLOC_ALLOC_RK_SLAB		6	/* rkalloc slab cache */
+#define RKALLOC_ALLOC_RK_MALLOC		7
+#define RKALLOC_ALLOC_RK_HEAP_FIRST	8
+#define RKALLOC_ALLOC_RK_HEAP_NEXT	9
+#define RKALLOC_ALLOC_RK_HEAP_BEST	10
+#define RKALLOC_ALLOC_RK_HEAP_SEGREGATED 11
+#define RKALLOC_ALLOC_RK_ARENA		12
+#define RKALLOC_NR_ALLOCATORS		13
+
+#define RKALLOC_BENCH_PAIR		0	/* hot alloc+free pair */
+#define RKALLOC_BENCH_BATCH		1	/* alloc batch, free in order */
+#define RKALLOC_BENCH_BATCH_RANDOM	2	/* alloc batch, free in random order */
+#define RKALLOC_BENCH_RANDOM_LIFE	3	/* replace a random live object */
+#define RKALLOC_BENCH_CROSS_CPU		4	/* alloc here, free on another CPU */
+#define RKALLOC_MAX_SAMPLES		1024
+
+struct rkalloc_bench {
+	__u32 size;
+	__u32 allocator;
+	__u32 pattern;
+	__u32 batch;
+	__u64 bytes;
+	__u64 ops;		/* pairs per sample, 1..2^24 */
+	__u32 samples;		/* 1..RKALLOC_MAX_SAMPLES */
+	__u32 cpu;		/* out: CPU the run started on */
+	__u64 total_ns;		/* out */
+	__u64 mean_ps;		/* out: per pair */
+	__u64 p50_ps;		/* out */
+	__u64 p99_ps;		/* out */
+	__u64 min_ps;		/* out */
+	__u64 max_ps;		/* out */
+	__u64 failures;		/* out */
+};
+
 #define RKALLOC_IOC_INFO	_IOWR(RKALLOC_IOC_MAGIC, 0x00, struct rkalloc_info)
 #define RKALLOC_IOC_POOL_ALLOC	_IOWR(RKALLOC_IOC_MAGIC, 0x01, struct rkalloc_pool_alloc)
-#define RKALLOC_IOC_FREE	_IOW(RKALLOC_IOC_MAGIC, 0x02, struct rkalloc_free)
+#define RKALLOC_IOC_FREE	_IOWR(RKALLOC_IOC_MAGIC, 0x02, struct rkalloc_free)
 #define RKALLOC_IOC_FILL	_IOWR(RKALLOC_IOC_MAGIC, 0x03, struct rkalloc_pattern)
 #define RKALLOC_IOC_VERIFY	_IOWR(RKALLOC_IOC_MAGIC, 0x04, struct rkalloc_pattern)
 #define RKALLOC_IOC_CHECK	_IOWR(RKALLOC_IOC_MAGIC, 0x05, struct rkalloc_check)
 #define RKALLOC_IOC_POOL_SHRINK	_IOWR(RKALLOC_IOC_MAGIC, 0x06, struct rkalloc_pool_shrink)
 #define RKALLOC_IOC_POOL_STATS	_IOWR(RKALLOC_IOC_MAGIC, 0x07, struct rkalloc_pool_stats)
+
+#define RKALLOC_IOC_CACHE_CREATE	_IOWR(RKALLOC_IOC_MAGIC, 0x08, struct rkalloc_cache_create)
+#define RKALLOC_IOC_CACHE_DESTROY	_IOWR(RKALLOC_IOC_MAGIC, 0x09, struct rkalloc_handle_op)
+#define RKALLOC_IOC_OBJ_ALLOC	_IOWR(RKALLOC_IOC_MAGIC, 0x0a, struct rkalloc_batch)
+#define RKALLOC_IOC_OBJ_FREE	_IOWR(RKALLOC_IOC_MAGIC, 0x0b, struct rkalloc_batch)
+#define RKALLOC_IOC_MALLOC	_IOWR(RKALLOC_IOC_MAGIC, 0x0c, struct rkalloc_malloc)
+#define RKALLOC_IOC_HEAP_CREATE	_IOWR(RKALLOC_IOC_MAGIC, 0x0d, struct rkalloc_heap_create)
+#define RKALLOC_IOC_HEAP_ALLOC	_IOWR(RKALLOC_IOC_MAGIC, 0x0e, struct rkalloc_heap_alloc)
+#define RKALLOC_IOC_HEAP_RESET	_IOWR(RKALLOC_IOC_MAGIC, 0x0f, struct rkalloc_handle_op)
+#define RKALLOC_IOC_HEAP_DESTROY	_IOWR(RKALLOC_IOC_MAGIC, 0x10, struct rkalloc_handle_op)
+#define RKALLOC_IOC_ARENA_ALLOC	_IOWR(RKALLOC_IOC_MAGIC, 0x11, struct rkalloc_arena_alloc)
+#define RKALLOC_IOC_ARENA_RESET	_IOWR(RKALLOC_IOC_MAGIC, 0x12, struct rkalloc_arena_reset)
+#define RKALLOC_IOC_BENCH	_IOWR(RKALLOC_IOC_MAGIC, 0x13, struct rkalloc_bench)
 
 #endif /* _UAPI_RKALLOC_H */

@@ -44,6 +44,8 @@ impl Files {
         add(&dir, c"pool", &(show_pool as Show))?;
         add(&dir, c"buddyinfo", &(show_buddyinfo as Show))?;
         add(&dir, c"check", &(show_check as Show))?;
+        add(&dir, c"heaps", &(show_heaps as Show))?;
+        add(&dir, c"arenas", &(show_arenas as Show))?;
         add(&extfrag, c"extfrag_index", &(show_extfrag as Show))?;
         add(&extfrag, c"unusable_index", &(show_unusable as Show))?;
         files.push(
@@ -143,7 +145,22 @@ fn show_check(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             r.online_chunks, r.free_blocks, r.free_pages, r.allocated_blocks, r.allocated_pages
         ),
         Err(_) => writeln!(f, "pool: FAILED (details in the kernel log)"),
+    }?;
+    match s.catalog.check() {
+        (n, 0) => writeln!(f, "heaps: ok ({} heaps)", n),
+        (n, bad) => writeln!(f, "heaps: FAILED ({} of {} heaps, details in the kernel log)", bad, n),
     }
+}
+
+/// One line per live heap of any fd: policy, sizes, fragmentation and
+/// operation counts (columns named by the first line).
+fn show_heaps(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    s.catalog.show_heaps(f)
+}
+
+/// One line per fd's arena: sizes, what resets gave back.
+fn show_arenas(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    s.catalog.show_arenas(f)
 }
 
 fn write_shrink(s: &Arc<Shared>, _r: &mut UserSliceReader) -> Result {

@@ -8,7 +8,13 @@
 //! misc device does not set `fops.owner`, so `open` takes the reference
 //! itself.
 
-use crate::{handles::Table, pool::Block, sys, uapi, RkallocModule, Shared};
+use crate::{
+    arena::{ArenaAlloc, ArenaObj},
+    handles::Table,
+    heap::{self, HeapBlock, HeapObj},
+    pool::Block,
+    sys, uapi, RkallocModule, Shared,
+};
 use core::sync::atomic::Ordering;
 use kernel::{
     fs::File,
@@ -25,28 +31,44 @@ use kernel::{
 enum Owned {
     /// A pool block.
     Pool(Block),
+    /// A fit-policy heap (not memory itself).
+    Heap(Arc<HeapObj>),
+    /// A block of one of the fd's heaps.
+    HeapBlock(HeapBlock),
+    /// An allocation of the fd's arena, valid until the arena's reset.
+    Arena(ArenaAlloc),
 }
 
 impl Owned {
     fn kind(&self) -> u32 {
         match self {
             Owned::Pool(_) => uapi::RKALLOC_KIND_POOL,
+            Owned::Heap(_) => uapi::RKALLOC_KIND_HEAP,
+            Owned::HeapBlock(_) => uapi::RKALLOC_KIND_HEAP_BLOCK,
+            Owned::Arena(_) => uapi::RKALLOC_KIND_ARENA,
         }
     }
 
+    /// Bytes charged to the fd for this item alone. Heaps and the arena are
+    /// charged for their regions as they take and give them back, so their
+    /// items count nothing here.
     fn bytes(&self) -> usize {
         match self {
             Owned::Pool(b) => b.bytes(),
+            Owned::Heap(_) | Owned::HeapBlock(_) | Owned::Arena(_) => 0,
         }
     }
 
-    /// The memory, for fill and verify.
-    fn memory(&mut self) -> &mut [u8] {
+    /// Runs `f` on the memory, for fill and verify; EINVAL for a heap.
+    fn with_memory<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
         match self {
             // SAFETY: the block is `bytes()` bytes of pool memory in the
             // kernel's linear map, owned by this fd alone (it holds the handle
             // and the fd's mutex), and stays allocated while borrowed here.
-            Owned::Pool(b) => unsafe { core::slice::from_raw_parts_mut(b.addr.as_ptr(), b.bytes()) },
+            Owned::Pool(b) => Ok(f(unsafe { core::slice::from_raw_parts_mut(b.addr.as_ptr(), b.bytes()) })),
+            Owned::HeapBlock(b) => b.heap.with_payload(b.ptr, f),
+            Owned::Arena(a) => a.arena.with_bytes(a.ptr, a.len, f),
+            Owned::Heap(_) => Err(EINVAL),
         }
     }
 }
@@ -54,6 +76,8 @@ impl Owned {
 struct FdState {
     items: Table<Owned>,
     bytes: u64,
+    /// The fd's arena, made on its first arena allocation.
+    arena: Option<Arc<ArenaObj>>,
 }
 
 /// One open file of `/dev/rkalloc`.
@@ -79,7 +103,7 @@ impl MiscDevice for RkDevice {
         let dev = KBox::pin_init(
             try_pin_init!(RkDevice {
                 shared: shared.clone(),
-                state <- new_mutex!(FdState { items: Table::new(fd_id), bytes: 0 }),
+                state <- new_mutex!(FdState { items: Table::new(fd_id), bytes: 0, arena: None }),
             }),
             GFP_KERNEL,
         );
@@ -100,6 +124,13 @@ impl MiscDevice for RkDevice {
             uapi::IOC_CHECK => with_arg(cmd, arg, |a: &mut uapi::rkalloc_check| me.check(a)),
             uapi::IOC_POOL_SHRINK => with_arg(cmd, arg, |a: &mut uapi::rkalloc_pool_shrink| me.shrink(a)),
             uapi::IOC_POOL_STATS => with_arg(cmd, arg, |a: &mut uapi::rkalloc_pool_stats| me.pool_stats(a)),
+            uapi::IOC_HEAP_CREATE => with_arg(cmd, arg, |a: &mut uapi::rkalloc_heap_create| me.heap_create(a)),
+            uapi::IOC_HEAP_ALLOC => with_arg(cmd, arg, |a: &mut uapi::rkalloc_heap_alloc| me.heap_alloc(a)),
+            uapi::IOC_HEAP_RESET => with_arg(cmd, arg, |a: &mut uapi::rkalloc_handle_op| me.heap_reset(a)),
+            uapi::IOC_HEAP_DESTROY => with_arg(cmd, arg, |a: &mut uapi::rkalloc_handle_op| me.heap_destroy(a)),
+            uapi::IOC_ARENA_ALLOC => with_arg(cmd, arg, |a: &mut uapi::rkalloc_arena_alloc| me.arena_alloc(a)),
+            uapi::IOC_ARENA_RESET => with_arg(cmd, arg, |a: &mut uapi::rkalloc_arena_reset| me.arena_reset(a)),
+            uapi::IOC_BENCH => with_arg(cmd, arg, |a: &mut uapi::rkalloc_bench| crate::bench::run(&me.shared, a)),
             _ => Err(ENOTTY),
         }
     }
@@ -116,7 +147,14 @@ impl PinnedDrop for RkDevice {
                 // The fd owned it, so the pool takes it back.
                 let _ = pool.free(b.pfn, b.order);
             }
+            // A heap's memory goes back when its last reference (the
+            // catalog's, its blocks') is gone.
+            Owned::Heap(h) => self.shared.catalog.remove_heap(&h),
+            Owned::HeapBlock(_) | Owned::Arena(_) => {}
         });
+        if let Some(arena) = st.arena.take() {
+            self.shared.catalog.remove_arena(&arena);
+        }
         st.bytes = 0;
         drop(st);
         if n != 0 {
@@ -164,7 +202,7 @@ impl RkDevice {
         a.max_order = 10;
         a.nr_cpus = sys::num_online_cpus();
         a.nr_caches = 0;
-        a.nr_heaps = 0;
+        a.nr_heaps = self.state.lock().items.count(|i| matches!(i, Owned::Heap(_))) as u32;
         let st = self.shared.pool.stats();
         a.pool_pages = st.total_pages;
         a.pool_free_pages = st.free_pages;
@@ -201,27 +239,177 @@ impl RkDevice {
         }
         let pool = &self.shared.pool;
         let mut st = self.state.lock();
+        // Bytes a heap gives back when the freed block empties a region.
+        let mut released = 0;
         let item = st.items.remove_with(a.handle, |item| match item {
             Owned::Pool(b) => pool.free(b.pfn, b.order),
+            Owned::HeapBlock(b) => b.heap.free(b.ptr).map(|n| released = n),
+            // Heaps are destroyed and arena allocations reset, not freed.
+            Owned::Heap(_) | Owned::Arena(_) => Err(EINVAL),
         })?;
-        st.bytes -= item.bytes() as u64;
+        st.bytes -= item.bytes() as u64 + released;
         Ok(())
     }
 
     fn pattern(&self, a: &mut uapi::rkalloc_pattern, verify: bool) -> Result {
         let mut st = self.state.lock();
         let item = st.items.get_mut(a.handle)?;
-        let mem = item.memory();
-        a.bytes = mem.len() as u64;
-        if verify {
-            let (n, first) = verify_pattern(mem, a.pattern);
-            a.mismatches = n;
-            a.first_mismatch = first;
-        } else {
-            fill_pattern(mem, a.pattern);
-            a.mismatches = 0;
-            a.first_mismatch = u64::MAX;
+        item.with_memory(|mem| {
+            a.bytes = mem.len() as u64;
+            if verify {
+                let (n, first) = verify_pattern(mem, a.pattern);
+                a.mismatches = n;
+                a.first_mismatch = first;
+            } else {
+                fill_pattern(mem, a.pattern);
+                a.mismatches = 0;
+                a.first_mismatch = u64::MAX;
+            }
+        })
+    }
+
+    /// The heap named by `handle`; EINVAL for a handle of another kind.
+    fn heap_of(st: &mut FdState, handle: u64) -> Result<Arc<HeapObj>> {
+        match st.items.get_mut(handle)? {
+            Owned::Heap(h) => Ok(h.clone()),
+            _ => Err(EINVAL),
         }
+    }
+
+    fn heap_create(&self, a: &mut uapi::rkalloc_heap_create) -> Result {
+        let policy = heap::policy_from_uapi(a.policy).ok_or(EINVAL)?;
+        let flags = heap::flags_from_uapi(a.flags).ok_or(EINVAL)?;
+        if a.reserved != 0 {
+            return Err(EINVAL);
+        }
+        let catalog = &self.shared.catalog;
+        let mut st = self.state.lock();
+        st.items.reserve()?;
+        let budget = self.shared.fd_cap_bytes.saturating_sub(st.bytes);
+        let h = HeapObj::new(&self.shared.pool, catalog.next_id(), policy, flags, a.initial_bytes, budget)?;
+        catalog.add_heap(&h)?;
+        match st.items.insert(Owned::Heap(h.clone())) {
+            Ok(handle) => {
+                a.handle = handle;
+                st.bytes += h.held();
+                Ok(())
+            }
+            Err(e) => {
+                catalog.remove_heap(&h);
+                Err(e)
+            }
+        }
+    }
+
+    fn heap_alloc(&self, a: &mut uapi::rkalloc_heap_alloc) -> Result {
+        if a.reserved != 0 {
+            return Err(EINVAL);
+        }
+        let size = usize::try_from(a.bytes).map_err(|_| EINVAL)?;
+        let mut st = self.state.lock();
+        let heap = Self::heap_of(&mut st, a.heap)?;
+        st.items.reserve()?;
+        let budget = self.shared.fd_cap_bytes.saturating_sub(st.bytes);
+        let (ptr, grown) = heap.alloc(size, budget)?;
+        st.bytes += grown;
+        match st.items.insert(Owned::HeapBlock(HeapBlock { heap: heap.clone(), ptr })) {
+            Ok(handle) => {
+                a.handle = handle;
+                Ok(())
+            }
+            Err(e) => {
+                let released = heap.free(ptr).unwrap_or(0);
+                st.bytes -= released;
+                Err(e)
+            }
+        }
+    }
+
+    /// Frees every block of a heap; their handles become stale (EINVAL).
+    fn heap_reset(&self, a: &mut uapi::rkalloc_handle_op) -> Result {
+        if a.reserved != 0 {
+            return Err(EINVAL);
+        }
+        let mut st = self.state.lock();
+        let heap = Self::heap_of(&mut st, a.handle)?;
+        let of = |item: &Owned| matches!(item, Owned::HeapBlock(b) if b.is_of(&heap));
+        let n = st.items.count(of);
+        st.items.reserve_removals(n)?;
+        let mut reset = heap.begin_reset();
+        st.items.remove_all(of, |item| {
+            if let Owned::HeapBlock(b) = item {
+                reset.free(b.ptr);
+            }
+        });
+        st.bytes -= reset.finish();
+        Ok(())
+    }
+
+    /// Frees a heap and all its blocks; every handle of them becomes stale.
+    fn heap_destroy(&self, a: &mut uapi::rkalloc_handle_op) -> Result {
+        if a.reserved != 0 {
+            return Err(EINVAL);
+        }
+        let mut st = self.state.lock();
+        let heap = Self::heap_of(&mut st, a.handle)?;
+        let of = |item: &Owned| matches!(item, Owned::HeapBlock(b) if b.is_of(&heap));
+        let n = st.items.count(of);
+        // One more for the heap's own handle, so nothing below can fail.
+        st.items.reserve_removals(n + 1)?;
+        st.items.remove_all(of, drop);
+        st.items.remove_with(a.handle, |_| Ok(()))?;
+        self.shared.catalog.remove_heap(&heap);
+        // The memory goes back to the pool with `heap`, the last reference.
+        st.bytes -= heap.held();
+        Ok(())
+    }
+
+    fn arena_alloc(&self, a: &mut uapi::rkalloc_arena_alloc) -> Result {
+        let size = usize::try_from(a.bytes).map_err(|_| EINVAL)?;
+        let align = a.align as usize;
+        // Checked before the arena is made, so a bad call changes nothing.
+        if !crate::arena::request_ok(size, align) {
+            return Err(EINVAL);
+        }
+        let mut st = self.state.lock();
+        st.items.reserve()?;
+        let arena = match &st.arena {
+            Some(arena) => arena.clone(),
+            None => {
+                let arena = ArenaObj::new(&self.shared.pool, self.shared.catalog.next_id())?;
+                self.shared.catalog.add_arena(&arena)?;
+                st.arena = Some(arena.clone());
+                arena
+            }
+        };
+        let budget = self.shared.fd_cap_bytes.saturating_sub(st.bytes);
+        let (ptr, grown) = arena.alloc(size, align, budget)?;
+        st.bytes += grown;
+        // Cannot fail after `reserve`; were it to, the bytes would stay
+        // allocated until the next reset.
+        a.handle = st.items.insert(Owned::Arena(ArenaAlloc { arena, ptr, len: size }))?;
+        Ok(())
+    }
+
+    /// Frees every arena allocation of the fd; their handles become stale.
+    fn arena_reset(&self, a: &mut uapi::rkalloc_arena_reset) -> Result {
+        if a.reserved != 0 {
+            return Err(EINVAL);
+        }
+        let mut st = self.state.lock();
+        let Some(arena) = st.arena.clone() else {
+            a.bytes_reclaimed = 0;
+            a.allocations_reclaimed = 0;
+            return Ok(());
+        };
+        let of = |item: &Owned| matches!(item, Owned::Arena(_));
+        let n = st.items.count(of);
+        st.items.reserve_removals(n)?;
+        let (report, released) = arena.reset();
+        st.items.remove_all(of, drop);
+        st.bytes -= released;
+        a.bytes_reclaimed = report.bytes_reclaimed;
+        a.allocations_reclaimed = report.allocations_reclaimed;
         Ok(())
     }
 
@@ -233,6 +421,7 @@ impl RkDevice {
         if self.shared.pool.check().is_err() {
             a.violations += 1;
         }
+        a.violations += self.shared.catalog.check().1;
         if a.violations != 0 {
             return Err(EUCLEAN);
         }

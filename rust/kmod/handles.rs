@@ -108,6 +108,38 @@ impl<T> Table<T> {
         Ok(item)
     }
 
+    /// Items for which `pred` holds.
+    pub(crate) fn count(&self, mut pred: impl FnMut(&T) -> bool) -> usize {
+        self.slots.iter().filter(|s| s.item.as_ref().is_some_and(&mut pred)).count()
+    }
+
+    /// Makes sure the next `n` removals cannot fail for lack of memory, so
+    /// that an operation removing many handles is all or nothing.
+    pub(crate) fn reserve_removals(&mut self, n: usize) -> Result {
+        self.free.reserve(n, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Removes every item for which `pred` holds and passes it to `f`;
+    /// their handles become stale (EINVAL). Call
+    /// [`Table::reserve_removals`] with [`Table::count`] first: removals
+    /// beyond the reserve are skipped. Returns the number removed.
+    pub(crate) fn remove_all(&mut self, mut pred: impl FnMut(&T) -> bool, mut f: impl FnMut(T)) -> usize {
+        let mut n = 0;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if !slot.item.as_ref().is_some_and(&mut pred) || self.free.push_within_capacity(i as u32).is_err() {
+                continue;
+            }
+            if let Some(item) = slot.item.take() {
+                slot.gen = slot.gen.wrapping_add(1).max(1);
+                self.live -= 1;
+                n += 1;
+                f(item);
+            }
+        }
+        n
+    }
+
     /// Takes every item out, for teardown.
     pub(crate) fn drain(&mut self, mut f: impl FnMut(T)) {
         for s in self.slots.iter_mut() {

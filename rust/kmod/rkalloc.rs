@@ -18,10 +18,14 @@
 
 use kernel::{miscdevice::MiscDeviceRegistration, prelude::*, sync::Arc};
 
+mod arena;
+mod bench;
 mod debugfs;
 mod dev;
 mod handles;
+mod heap;
 mod pool;
+mod registry;
 mod rkcore;
 mod sys;
 mod uapi;
@@ -56,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) fd_cap_bytes: u64,
     /// The page pool every rkalloc allocator takes its pages from.
     pub(crate) pool: Arc<pool::Pool>,
+    /// Every live heap and arena, for debugfs and the invariant check.
+    pub(crate) catalog: Arc<heap::Catalog>,
     /// Numbers the open files, for their handles.
     pub(crate) next_fd_id: core::sync::atomic::AtomicU32,
     /// Files of `/dev/rkalloc` open now.
@@ -107,6 +113,7 @@ impl kernel::InPlaceModule for RkallocModule {
                 Shared {
                     module,
                     pool: pool::Pool::new(pool_config())?,
+                    catalog: heap::Catalog::new()?,
                     fd_cap_bytes: (*module_parameters::fd_cap_kib.value()).saturating_mul(1024),
                     open_fds: core::sync::atomic::AtomicU32::new(0),
                     next_fd_id: core::sync::atomic::AtomicU32::new(1),

@@ -6,3 +6,7 @@
 pub mod buddy;
 #[path = "../core/src/frag.rs"]
 pub mod frag;
+#[path = "../core/src/heap.rs"]
+pub mod heap;
+#[path = "../core/src/arena.rs"]
+pub mod arena;

@@ -50,9 +50,26 @@ void rk_kmemleak_not_leak(const void *ptr) { kmemleak_not_leak(ptr); }
 unsigned int rk_uapi_cmd(unsigned int index)
 {
 	static const unsigned int cmds[] = {
-		RKALLOC_IOC_INFO, RKALLOC_IOC_POOL_ALLOC, RKALLOC_IOC_FREE,
-		RKALLOC_IOC_FILL, RKALLOC_IOC_VERIFY, RKALLOC_IOC_CHECK,
-		RKALLOC_IOC_POOL_SHRINK, RKALLOC_IOC_POOL_STATS,
+		RKALLOC_IOC_INFO,
+		RKALLOC_IOC_POOL_ALLOC,
+		RKALLOC_IOC_FREE,
+		RKALLOC_IOC_FILL,
+		RKALLOC_IOC_VERIFY,
+		RKALLOC_IOC_CHECK,
+		RKALLOC_IOC_POOL_SHRINK,
+		RKALLOC_IOC_POOL_STATS,
+		RKALLOC_IOC_CACHE_CREATE,
+		RKALLOC_IOC_CACHE_DESTROY,
+		RKALLOC_IOC_OBJ_ALLOC,
+		RKALLOC_IOC_OBJ_FREE,
+		RKALLOC_IOC_MALLOC,
+		RKALLOC_IOC_HEAP_CREATE,
+		RKALLOC_IOC_HEAP_ALLOC,
+		RKALLOC_IOC_HEAP_RESET,
+		RKALLOC_IOC_HEAP_DESTROY,
+		RKALLOC_IOC_ARENA_ALLOC,
+		RKALLOC_IOC_ARENA_RESET,
+		RKALLOC_IOC_BENCH,
 	};
 
 	return index < ARRAY_SIZE(cmds) ? cmds[index] : 0;
@@ -66,3 +83,10 @@ void __percpu *rk_alloc_percpu(size_t size, size_t align)
 void rk_free_percpu(void __percpu *ptr) { free_percpu(ptr); }
 void *rk_per_cpu_ptr(void __percpu *ptr, unsigned int cpu) { return per_cpu_ptr(ptr, cpu); }
 bool rk_cpu_possible(unsigned int cpu) { return cpu < nr_cpu_ids && cpu_possible(cpu); }
+
+/* A comparison cache, unmerged so that it is really its own cache. */
+struct kmem_cache *rk_kmem_cache_create(const char *name, unsigned int size, unsigned int align)
+{
+	return kmem_cache_create(name, size, align, SLAB_NO_MERGE, NULL);
+}
+void rk_kmem_cache_destroy(struct kmem_cache *s) { kmem_cache_destroy(s); }

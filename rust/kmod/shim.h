@@ -39,4 +39,7 @@ void __percpu *rk_alloc_percpu(size_t size, size_t align);
 void rk_free_percpu(void __percpu *ptr);
 void *rk_per_cpu_ptr(void __percpu *ptr, unsigned int cpu);
 bool rk_cpu_possible(unsigned int cpu);
+struct kmem_cache;
+struct kmem_cache *rk_kmem_cache_create(const char *name, unsigned int size, unsigned int align);
+void rk_kmem_cache_destroy(struct kmem_cache *s);
 #endif

@@ -3,6 +3,7 @@
 //! the raw `bindings::` calls the allocators need, each behind a safe
 //! function. Allocator code never calls C directly.
 
+use core::ptr::NonNull;
 use kernel::{bindings, prelude::*};
 
 /// Prototypes of `shim.h`.
@@ -35,6 +36,12 @@ mod shim {
         pub(super) fn rk_free_percpu(ptr: *mut c_void);
         pub(super) fn rk_per_cpu_ptr(ptr: *mut c_void, cpu: u32) -> *mut c_void;
         pub(super) fn rk_cpu_possible(cpu: u32) -> bool;
+        pub(super) fn rk_kmem_cache_create(
+            name: *const c_char,
+            size: c_uint,
+            align: c_uint,
+        ) -> *mut kernel::bindings::kmem_cache;
+        pub(super) fn rk_kmem_cache_destroy(s: *mut kernel::bindings::kmem_cache);
     }
 }
 
@@ -349,5 +356,58 @@ impl<T> Drop for PerCpu<T> {
         }
         // SAFETY: `ptr` came from `__alloc_percpu` and is freed once.
         unsafe { shim::rk_free_percpu(self.ptr) };
+    }
+}
+
+/// A kernel slab cache (`kmem_cache`, SLUB), created with `SLAB_NO_MERGE`
+/// so that it is not silently merged with another cache of the same size.
+///
+/// # Invariants
+///
+/// `ptr` is a live cache from `kmem_cache_create`, destroyed only in drop.
+pub(crate) struct KmemCache {
+    ptr: NonNull<bindings::kmem_cache>,
+}
+
+// SAFETY: kmem_cache functions are thread-safe.
+unsafe impl Send for KmemCache {}
+// SAFETY: as above.
+unsafe impl Sync for KmemCache {}
+
+impl KmemCache {
+    /// Creates a cache of `size`-byte objects. The kernel copies `name`.
+    pub(crate) fn new(name: &CStr, size: u32, align: u32) -> Result<Self> {
+        // SAFETY: `name` is a NUL-terminated string, which slab duplicates
+        // (kstrdup_const); size and align are checked by kmem_cache_create
+        // (NULL on error).
+        let ptr = unsafe { shim::rk_kmem_cache_create(name.as_char_ptr(), size, align) };
+        // INVARIANT: non-null means a live cache.
+        NonNull::new(ptr).map(|ptr| Self { ptr }).ok_or(ENOMEM)
+    }
+
+    /// `kmem_cache_alloc(GFP_KERNEL)`.
+    #[inline]
+    pub(crate) fn alloc(&self) -> Option<NonNull<u8>> {
+        // SAFETY: `ptr` is a live cache (type invariant).
+        NonNull::new(unsafe { bindings::kmem_cache_alloc_noprof(self.ptr.as_ptr(), bindings::GFP_KERNEL) }.cast())
+    }
+
+    /// `kmem_cache_free`.
+    ///
+    /// # Safety
+    ///
+    /// `p` came from [`KmemCache::alloc`] on this cache and is not used again.
+    #[inline]
+    pub(crate) unsafe fn free(&self, p: NonNull<u8>) {
+        // SAFETY: by the contract and the type invariant.
+        unsafe { bindings::kmem_cache_free(self.ptr.as_ptr(), p.as_ptr().cast()) }
+    }
+}
+
+impl Drop for KmemCache {
+    fn drop(&mut self) {
+        // SAFETY: the cache is live (type invariant) and its users are gone
+        // (`&mut self`).
+        unsafe { shim::rk_kmem_cache_destroy(self.ptr.as_ptr()) }
     }
 }

@@ -14,8 +14,8 @@
 include!("uapi_gen.rs");
 
 use kernel::{
-    prelude::*,
     ioctl::_IOWR,
+    prelude::*,
     transmute::{AsBytes, FromBytes},
 };
 
@@ -38,11 +38,20 @@ macro_rules! uapi_structs {
 }
 
 uapi_structs!(
-    rkalloc_info,
-    rkalloc_pool_alloc,
-    rkalloc_free,
-    rkalloc_pattern,
+    rkalloc_bench,
+    rkalloc_arena_alloc,
+    rkalloc_arena_reset,
+    rkalloc_batch,
+    rkalloc_cache_create,
     rkalloc_check,
+    rkalloc_free,
+    rkalloc_handle_op,
+    rkalloc_heap_alloc,
+    rkalloc_heap_create,
+    rkalloc_info,
+    rkalloc_malloc,
+    rkalloc_pattern,
+    rkalloc_pool_alloc,
     rkalloc_pool_shrink,
     rkalloc_pool_stats,
 );
@@ -53,7 +62,7 @@ pub(crate) const IOC_INFO: u32 = _IOWR::<rkalloc_info>(M, 0x00);
 /// `RKALLOC_IOC_POOL_ALLOC`.
 pub(crate) const IOC_POOL_ALLOC: u32 = _IOWR::<rkalloc_pool_alloc>(M, 0x01);
 /// `RKALLOC_IOC_FREE`.
-pub(crate) const IOC_FREE: u32 = kernel::ioctl::_IOW::<rkalloc_free>(M, 0x02);
+pub(crate) const IOC_FREE: u32 = _IOWR::<rkalloc_free>(M, 0x02);
 /// `RKALLOC_IOC_FILL`.
 pub(crate) const IOC_FILL: u32 = _IOWR::<rkalloc_pattern>(M, 0x03);
 /// `RKALLOC_IOC_VERIFY`.
@@ -64,6 +73,34 @@ pub(crate) const IOC_CHECK: u32 = _IOWR::<rkalloc_check>(M, 0x05);
 pub(crate) const IOC_POOL_SHRINK: u32 = _IOWR::<rkalloc_pool_shrink>(M, 0x06);
 /// `RKALLOC_IOC_POOL_STATS`.
 pub(crate) const IOC_POOL_STATS: u32 = _IOWR::<rkalloc_pool_stats>(M, 0x07);
+/// `RKALLOC_IOC_CACHE_CREATE`.
+pub(crate) const IOC_CACHE_CREATE: u32 = _IOWR::<rkalloc_cache_create>(M, 0x08);
+/// `RKALLOC_IOC_CACHE_DESTROY`.
+pub(crate) const IOC_CACHE_DESTROY: u32 = _IOWR::<rkalloc_handle_op>(M, 0x09);
+/// `RKALLOC_IOC_OBJ_ALLOC`.
+pub(crate) const IOC_OBJ_ALLOC: u32 = _IOWR::<rkalloc_batch>(M, 0x0a);
+/// `RKALLOC_IOC_OBJ_FREE`.
+pub(crate) const IOC_OBJ_FREE: u32 = _IOWR::<rkalloc_batch>(M, 0x0b);
+/// `RKALLOC_IOC_MALLOC`.
+pub(crate) const IOC_MALLOC: u32 = _IOWR::<rkalloc_malloc>(M, 0x0c);
+/// `RKALLOC_IOC_HEAP_CREATE`.
+pub(crate) const IOC_HEAP_CREATE: u32 = _IOWR::<rkalloc_heap_create>(M, 0x0d);
+/// `RKALLOC_IOC_HEAP_ALLOC`.
+pub(crate) const IOC_HEAP_ALLOC: u32 = _IOWR::<rkalloc_heap_alloc>(M, 0x0e);
+/// `RKALLOC_IOC_HEAP_RESET`.
+pub(crate) const IOC_HEAP_RESET: u32 = _IOWR::<rkalloc_handle_op>(M, 0x0f);
+/// `RKALLOC_IOC_HEAP_DESTROY`.
+pub(crate) const IOC_HEAP_DESTROY: u32 = _IOWR::<rkalloc_handle_op>(M, 0x10);
+/// `RKALLOC_IOC_ARENA_ALLOC`.
+pub(crate) const IOC_ARENA_ALLOC: u32 = _IOWR::<rkalloc_arena_alloc>(M, 0x11);
+/// `RKALLOC_IOC_ARENA_RESET`.
+pub(crate) const IOC_ARENA_RESET: u32 = _IOWR::<rkalloc_arena_reset>(M, 0x12);
+
+/// `RKALLOC_IOC_BENCH`.
+pub(crate) const IOC_BENCH: u32 = _IOWR::<rkalloc_bench>(M, 0x13);
+
+/// Every command, in the order of the header (and of `rk_uapi_cmd`).
+pub(crate) const ALL_CMDS: [u32; 20] = [IOC_INFO, IOC_POOL_ALLOC, IOC_FREE, IOC_FILL, IOC_VERIFY, IOC_CHECK, IOC_POOL_SHRINK, IOC_POOL_STATS, IOC_CACHE_CREATE, IOC_CACHE_DESTROY, IOC_OBJ_ALLOC, IOC_OBJ_FREE, IOC_MALLOC, IOC_HEAP_CREATE, IOC_HEAP_ALLOC, IOC_HEAP_RESET, IOC_HEAP_DESTROY, IOC_ARENA_ALLOC, IOC_ARENA_RESET, IOC_BENCH];
 
 #[kunit_tests(rkalloc_uapi)]
 mod tests {
@@ -73,26 +110,16 @@ mod tests {
     /// the header has no command the Rust side lacks.
     #[test]
     fn cmd_numbers_match_header() {
-        let ours = [
-            IOC_INFO,
-            IOC_POOL_ALLOC,
-            IOC_FREE,
-            IOC_FILL,
-            IOC_VERIFY,
-            IOC_CHECK,
-            IOC_POOL_SHRINK,
-            IOC_POOL_STATS,
-        ];
-        for (i, cmd) in ours.iter().enumerate() {
+        for (i, cmd) in ALL_CMDS.iter().enumerate() {
             assert_eq!(*cmd, crate::sys::uapi_cmd(i as u32));
         }
-        assert_eq!(crate::sys::uapi_cmd(ours.len() as u32), 0);
+        assert_eq!(crate::sys::uapi_cmd(ALL_CMDS.len() as u32), 0);
     }
 
     /// Every command is distinct, so dispatch cannot confuse two of them.
     #[test]
     fn cmd_numbers_distinct() {
-        let ours = [IOC_INFO, IOC_POOL_ALLOC, IOC_FREE, IOC_FILL, IOC_VERIFY, IOC_CHECK];
+        let ours = ALL_CMDS;
         for i in 0..ours.len() {
             for j in i + 1..ours.len() {
                 assert_ne!(ours[i], ours[j]);

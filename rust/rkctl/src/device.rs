@@ -32,6 +32,12 @@ args!(
     uapi::rkalloc_check,
     uapi::rkalloc_pool_shrink,
     uapi::rkalloc_pool_stats,
+    uapi::rkalloc_bench,
+    uapi::rkalloc_heap_create,
+    uapi::rkalloc_heap_alloc,
+    uapi::rkalloc_handle_op,
+    uapi::rkalloc_arena_alloc,
+    uapi::rkalloc_arena_reset,
 );
 
 impl Device {
@@ -117,5 +123,57 @@ impl Device {
     /// The raw fd, for tests that issue malformed ioctls on purpose.
     pub fn raw_fd(&self) -> i32 {
         self.file.as_raw_fd()
+    }
+}
+
+impl Device {
+    /// `RKALLOC_IOC_BENCH`.
+    pub fn bench(&self, a: &mut uapi::rkalloc_bench) -> io::Result<()> {
+        self.ioctl(uapi::cmd::bench(), a)
+    }
+}
+
+/// Heaps and the arena.
+impl Device {
+    /// `RKALLOC_IOC_HEAP_CREATE`: a heap of `policy` (`RKALLOC_POLICY_*`)
+    /// with `flags` (`RKALLOC_HEAP_*`) over `initial_bytes` (0: 64 KiB).
+    pub fn heap_create(&self, policy: u32, flags: u32, initial_bytes: u64) -> io::Result<u64> {
+        let mut a = uapi::rkalloc_heap_create { policy, flags, initial_bytes, ..Default::default() };
+        self.ioctl(uapi::cmd::heap_create(), &mut a)?;
+        Ok(a.handle)
+    }
+
+    /// `RKALLOC_IOC_HEAP_ALLOC`: `bytes` from `heap`; returns the block's handle.
+    pub fn heap_alloc(&self, heap: u64, bytes: u64) -> io::Result<u64> {
+        let mut a = uapi::rkalloc_heap_alloc { heap, bytes, ..Default::default() };
+        self.ioctl(uapi::cmd::heap_alloc(), &mut a)?;
+        Ok(a.handle)
+    }
+
+    /// `RKALLOC_IOC_HEAP_RESET`: frees every block of `heap`.
+    pub fn heap_reset(&self, heap: u64) -> io::Result<()> {
+        let mut a = uapi::rkalloc_handle_op { handle: heap, ..Default::default() };
+        self.ioctl(uapi::cmd::heap_reset(), &mut a)
+    }
+
+    /// `RKALLOC_IOC_HEAP_DESTROY`: frees `heap` and its blocks.
+    pub fn heap_destroy(&self, heap: u64) -> io::Result<()> {
+        let mut a = uapi::rkalloc_handle_op { handle: heap, ..Default::default() };
+        self.ioctl(uapi::cmd::heap_destroy(), &mut a)
+    }
+
+    /// `RKALLOC_IOC_ARENA_ALLOC`: `bytes` aligned to `align` (0: 8) from
+    /// the fd's arena.
+    pub fn arena_alloc(&self, bytes: u64, align: u32) -> io::Result<u64> {
+        let mut a = uapi::rkalloc_arena_alloc { bytes, align, ..Default::default() };
+        self.ioctl(uapi::cmd::arena_alloc(), &mut a)?;
+        Ok(a.handle)
+    }
+
+    /// `RKALLOC_IOC_ARENA_RESET`: returns (bytes, allocations) reclaimed.
+    pub fn arena_reset(&self) -> io::Result<(u64, u64)> {
+        let mut a = uapi::rkalloc_arena_reset::default();
+        self.ioctl(uapi::cmd::arena_reset(), &mut a)?;
+        Ok((a.bytes_reclaimed, a.allocations_reclaimed))
     }
 }

@@ -1,6 +1,8 @@
 //! rkctl: drive rkalloc's allocators from userspace through `/dev/rkalloc`.
+mod bench;
 mod device;
 mod errors;
+mod plot;
 mod stress;
 mod uapi;
 
@@ -58,6 +60,42 @@ enum Cmd {
     },
     /// Exercise every documented error path; exits non-zero on any deviation.
     Errors,
+    /// Compare every allocator with its kernel peer in this kernel
+    /// (RKALLOC_IOC_BENCH): one table, JSON with --json, plots with --plot.
+    Bench {
+        /// Repeats of each case (the spread is over these).
+        #[arg(short, long, default_value_t = 3)]
+        repeats: u32,
+        /// Samples per repeat (p50/p99 are over these).
+        #[arg(long, default_value_t = 64)]
+        samples: u32,
+        /// Alloc+free pairs per sample.
+        #[arg(long, default_value_t = 2048)]
+        ops: u64,
+        /// CPU counts to run each case on in parallel (e.g. 1,2).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        cpus: Vec<usize>,
+        /// A smaller matrix.
+        #[arg(long)]
+        quick: bool,
+        /// Only cases whose group or allocator contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// How guest time was measured, recorded in the report.
+        #[arg(long, default_value = "tcg-wallclock")]
+        mode: String,
+        /// Also draw the plots into this .svg file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Write the JSON report to this file (as well as printing the table).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Draw the plots of a saved bench report (.json) into an .svg file.
+    Plot {
+        report: PathBuf,
+        out: PathBuf,
+    },
     /// Give free pool memory back to the kernel.
     Shrink,
     /// Run the invariant checkers.
@@ -220,6 +258,29 @@ fn main() -> Result<()> {
             if bad != 0 {
                 bail!("{bad} of {} error cases deviate", cases.len());
             }
+        }
+        Cmd::Bench { repeats, samples, ops, cpus, quick, filter, mode, plot, out } => {
+            if repeats == 0 || cpus.is_empty() || cpus.contains(&0) {
+                bail!("--repeats and every --cpus value must be at least 1");
+            }
+            let opt = bench::Options { repeats, samples, ops, cpus, quick, mode, filter };
+            let r = bench::run(&cli.dev, &opt, !cli.json)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                bench::print(&r);
+            }
+            if let Some(out) = out {
+                std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
+            }
+            if let Some(p) = plot {
+                plot::draw(&r, &p)?;
+            }
+        }
+        Cmd::Plot { report, out } => {
+            let r = bench::load(&report)?;
+            plot::draw(&r, &out)?;
+            println!("wrote {}", out.display());
         }
         Cmd::Shrink => {
             let n = device::Device::open(&cli.dev)?.shrink()?;

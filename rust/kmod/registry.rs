@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0
+//! One interface for every allocator, rkalloc's own and the kernel's: the
+//! benchmark and the trace replay use nothing else, so adding an allocator
+//! is one `impl` here plus one line in [`make`].
+
+use crate::{
+    pool::{Pool, PAGE_SIZE},
+    rkcore::{buddy::MAX_ORDER, frag::FragReport},
+    sys::{self, KmemCache},
+    uapi, Shared,
+};
+use core::ptr::NonNull;
+use kernel::{prelude::*, str::CString, sync::Arc};
+
+/// An allocator as the benchmark and the replay see it.
+///
+/// `alloc(size)` returns at least `size` usable bytes or `None`;
+/// `free(p, size)` takes the same `size` back. Fixed-size allocators refuse
+/// sizes above their object size.
+pub(crate) trait Allocator: Send + Sync {
+    /// Short name for reports.
+    fn name(&self) -> &'static str;
+    /// Allocates `size` bytes.
+    fn alloc(&self, size: usize) -> Option<NonNull<u8>>;
+    /// Frees what `alloc(size)` returned.
+    ///
+    /// # Safety
+    ///
+    /// `p` came from `self.alloc(size)` and is not used afterwards.
+    unsafe fn free(&self, p: NonNull<u8>, size: usize);
+    /// Fragmentation figures where the allocator can tell.
+    fn frag(&self) -> Option<FragReport> {
+        None
+    }
+}
+
+/// The order of the smallest block holding `size` bytes.
+pub(crate) fn order_for(size: usize) -> Option<u32> {
+    let pages = size.max(1).div_ceil(PAGE_SIZE);
+    let order = pages.next_power_of_two().trailing_zeros();
+    (order <= MAX_ORDER).then_some(order)
+}
+
+/// rkalloc's page pool.
+pub(crate) struct RkPool(pub(crate) Arc<Pool>);
+
+impl Allocator for RkPool {
+    fn name(&self) -> &'static str {
+        "rk_pool"
+    }
+    #[inline]
+    fn alloc(&self, size: usize) -> Option<NonNull<u8>> {
+        self.0.alloc(order_for(size)?).ok().map(|b| b.addr)
+    }
+    #[inline]
+    unsafe fn free(&self, p: NonNull<u8>, size: usize) {
+        if let Some(order) = order_for(size) {
+            let _ = self.0.free_addr(p.as_ptr(), order);
+        }
+    }
+    fn frag(&self) -> Option<FragReport> {
+        Some(self.0.frag())
+    }
+}
+
+/// The kernel's page allocator.
+pub(crate) struct KernelPages;
+
+impl Allocator for KernelPages {
+    fn name(&self) -> &'static str {
+        "alloc_pages"
+    }
+    #[inline]
+    fn alloc(&self, size: usize) -> Option<NonNull<u8>> {
+        let gfp = kernel::bindings::GFP_KERNEL | kernel::bindings::__GFP_NOWARN;
+        NonNull::new(sys::alloc_pages(order_for(size)?, gfp)?)
+    }
+    #[inline]
+    unsafe fn free(&self, p: NonNull<u8>, size: usize) {
+        if let Some(order) = order_for(size) {
+            // SAFETY: `p` came from `alloc(size)`, i.e. `alloc_pages(order)`.
+            unsafe { sys::free_pages(p.as_ptr(), order) }
+        }
+    }
+}
+
+/// A SLUB cache of one object size.
+pub(crate) struct Slub {
+    cache: KmemCache,
+    size: usize,
+}
+
+impl Allocator for Slub {
+    fn name(&self) -> &'static str {
+        "kmem_cache"
+    }
+    #[inline]
+    fn alloc(&self, size: usize) -> Option<NonNull<u8>> {
+        if size > self.size {
+            return None;
+        }
+        self.cache.alloc()
+    }
+    #[inline]
+    unsafe fn free(&self, p: NonNull<u8>, _size: usize) {
+        // SAFETY: `p` came from this cache (the trait's contract).
+        unsafe { self.cache.free(p) }
+    }
+}
+
+/// `kmalloc`/`kfree`.
+pub(crate) struct Kmalloc;
+
+impl Allocator for Kmalloc {
+    fn name(&self) -> &'static str {
+        "kmalloc"
+    }
+    #[inline]
+    fn alloc(&self, size: usize) -> Option<NonNull<u8>> {
+        NonNull::new(sys::kmalloc(size))
+    }
+    #[inline]
+    unsafe fn free(&self, p: NonNull<u8>, _size: usize) {
+        // SAFETY: `p` came from `kmalloc` (the trait's contract).
+        unsafe { sys::kfree(p.as_ptr()) }
+    }
+}
+
+/// `vmalloc`/`vfree`.
+pub(crate) struct Vmalloc;
+
+impl Allocator for Vmalloc {
+    fn name(&self) -> &'static str {
+        "vmalloc"
+    }
+    fn alloc(&self, size: usize) -> Option<NonNull<u8>> {
+        NonNull::new(sys::vmalloc(size))
+    }
+    unsafe fn free(&self, p: NonNull<u8>, _size: usize) {
+        // SAFETY: `p` came from `vmalloc` (the trait's contract).
+        unsafe { sys::vfree(p.as_ptr()) }
+    }
+}
+
+/// `kvmalloc`/`kvfree`.
+pub(crate) struct Kvmalloc;
+
+impl Allocator for Kvmalloc {
+    fn name(&self) -> &'static str {
+        "kvmalloc"
+    }
+    fn alloc(&self, size: usize) -> Option<NonNull<u8>> {
+        NonNull::new(sys::kvmalloc(size))
+    }
+    unsafe fn free(&self, p: NonNull<u8>, _size: usize) {
+        // SAFETY: `p` came from `kvmalloc` (the trait's contract).
+        unsafe { sys::kvfree(p.as_ptr()) }
+    }
+}
+
+/// Creates the allocator `id` (a UAPI `RKALLOC_ALLOC_*` value) for
+/// allocations of up to `size` bytes. EINVAL for an unknown id or a size the
+/// allocator cannot serve.
+pub(crate) fn make(id: u32, size: usize, shared: &Shared) -> Result<KBox<dyn Allocator + '_>> {
+    if size == 0 {
+        return Err(EINVAL);
+    }
+    Ok(match id {
+        uapi::RKALLOC_ALLOC_RK_POOL => {
+            order_for(size).ok_or(EINVAL)?;
+            KBox::new(RkPool(shared.pool.clone()), GFP_KERNEL)? as KBox<dyn Allocator>
+        }
+        uapi::RKALLOC_ALLOC_PAGES => {
+            order_for(size).ok_or(EINVAL)?;
+            KBox::new(KernelPages, GFP_KERNEL)?
+        }
+        uapi::RKALLOC_ALLOC_KMEM_CACHE => {
+            if size > 8192 {
+                return Err(EINVAL);
+            }
+            let name = CString::try_from_fmt(fmt!("rkalloc_peer_{}", size))?;
+            KBox::new(
+                Slub {
+                    cache: KmemCache::new(&name, size as u32, 8)?,
+                    size,
+                },
+                GFP_KERNEL,
+            )?
+        }
+        uapi::RKALLOC_ALLOC_KMALLOC => KBox::new(Kmalloc, GFP_KERNEL)?,
+        uapi::RKALLOC_ALLOC_VMALLOC => KBox::new(Vmalloc, GFP_KERNEL)?,
+        uapi::RKALLOC_ALLOC_KVMALLOC => KBox::new(Kvmalloc, GFP_KERNEL)?,
+        _ => return Err(EINVAL),
+    })
+}
