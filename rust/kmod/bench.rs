@@ -89,6 +89,15 @@ pub(crate) fn run(shared: &Shared, a: &mut uapi::rkalloc_bench) -> Result {
         sys::cond_resched();
     }
     a.total_ns = sys::ktime_ns() - start;
+    pr_debug!(
+        "bench: {} pattern {} size {}: {} samples of {} pairs in {} ns\n",
+        st.alloc.name(),
+        a.pattern,
+        size,
+        samples,
+        a.ops,
+        a.total_ns
+    );
     st.release();
     a.failures = st.failures;
     times.sort_unstable();

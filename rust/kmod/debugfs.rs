@@ -14,11 +14,10 @@ use crate::{
     },
     sys, uapi, Shared,
 };
-use core::fmt::{self, Write};
+use core::fmt;
 use kernel::{debugfs::Dir, prelude::*, sync::Arc, uaccess::UserSliceReader};
 
 type View = Pin<KBox<kernel::debugfs::File<Arc<Shared>>>>;
-type Show = fn(&Arc<Shared>, &mut fmt::Formatter<'_>) -> fmt::Result;
 
 /// The directories and their files; dropping this removes them.
 pub(crate) struct Files {
@@ -33,21 +32,26 @@ impl Files {
         let dir = Dir::new(c"rkalloc");
         let extfrag = dir.subdir(c"extfrag");
         let mut files = KVec::new();
-        let mut add = |d: &Dir, name: &'static CStr, show: &'static Show| -> Result {
-            files.push(
-                KBox::pin_init(d.read_callback_file(name, shared.clone(), show), GFP_KERNEL)?,
-                GFP_KERNEL,
-            )?;
-            Ok(())
-        };
-        add(&dir, c"info", &(show_info as Show))?;
-        add(&dir, c"pool", &(show_pool as Show))?;
-        add(&dir, c"buddyinfo", &(show_buddyinfo as Show))?;
-        add(&dir, c"check", &(show_check as Show))?;
-        add(&dir, c"heaps", &(show_heaps as Show))?;
-        add(&dir, c"arenas", &(show_arenas as Show))?;
-        add(&extfrag, c"extfrag_index", &(show_extfrag as Show))?;
-        add(&extfrag, c"unusable_index", &(show_unusable as Show))?;
+        // A macro, not a closure: debugfs wants each callback as its own
+        // zero-sized function item, not a function pointer.
+        macro_rules! add {
+            ($d:expr, $name:expr, $show:expr) => {
+                files.push(
+                    KBox::pin_init($d.read_callback_file($name, shared.clone(), &$show), GFP_KERNEL)?,
+                    GFP_KERNEL,
+                )?
+            };
+        }
+        add!(&dir, c"info", show_info);
+        add!(&dir, c"pool", show_pool);
+        add!(&dir, c"buddyinfo", show_buddyinfo);
+        add!(&dir, c"check", show_check);
+        add!(&dir, c"heaps", show_heaps);
+        add!(&dir, c"arenas", show_arenas);
+        add!(&dir, c"slabinfo", show_slabinfo);
+        add!(&dir, c"slabstats", show_slabstats);
+        add!(&extfrag, c"extfrag_index", show_extfrag);
+        add!(&extfrag, c"unusable_index", show_unusable);
         files.push(
             KBox::pin_init(dir.write_callback_file(c"shrink", shared.clone(), &write_shrink), GFP_KERNEL)?,
             GFP_KERNEL,
@@ -67,6 +71,7 @@ fn show_info(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "cpus_online: {}", sys::num_online_cpus())?;
     writeln!(f, "pool_max_chunks: {}", s.pool.max_chunks())?;
     writeln!(f, "fd_cap_bytes: {}", s.fd_cap_bytes)?;
+    writeln!(f, "nr_caches: {}", s.kmalloc.registry().len())?;
     writeln!(f, "open_fds: {}", s.open_fds.load(core::sync::atomic::Ordering::Relaxed))
 }
 
@@ -142,14 +147,34 @@ fn show_check(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Ok(r) => writeln!(
             f,
             "pool: ok ({} chunks, {} free blocks, {} free pages, {} allocated blocks, {} allocated pages)",
-            r.online_chunks, r.free_blocks, r.free_pages, r.allocated_blocks, r.allocated_pages
+            r.online_chunks, r.free_blocks.iter().sum::<u32>(), r.free_pages, r.allocated_blocks, r.allocated_pages
         ),
         Err(_) => writeln!(f, "pool: FAILED (details in the kernel log)"),
     }?;
     match s.catalog.check() {
         (n, 0) => writeln!(f, "heaps: ok ({} heaps)", n),
         (n, bad) => writeln!(f, "heaps: FAILED ({} of {} heaps, details in the kernel log)", bad, n),
+    }?;
+    match s.kmalloc.check() {
+        0 => writeln!(f, "slabs: ok ({} caches)", s.kmalloc.registry().len()),
+        bad => writeln!(f, "slabs: FAILED ({} problems, details in the kernel log)", bad),
     }
+}
+
+/// `/proc/slabinfo` version 2.1 (`slab_show` in mm/slab_common.c): the
+/// header, then one line per cache, size classes included.
+fn show_slabinfo(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str("slabinfo - version: 2.1\n")?;
+    f.write_str("# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>")?;
+    f.write_str(" : tunables <limit> <batchcount> <sharedfactor>")?;
+    f.write_str(" : slabdata <active_slabs> <num_slabs> <sharedavail>\n")?;
+    s.kmalloc.registry().for_each(|c| c.slabinfo_line(f))
+}
+
+/// One line per cache: its name, then `key=value` counters (fast and slow
+/// paths, refills, flushes, slabs, debug violations, layout and waste).
+fn show_slabstats(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    s.kmalloc.registry().for_each(|c| c.stats_line(f))
 }
 
 /// One line per live heap of any fd: policy, sizes, fragmentation and
@@ -164,6 +189,10 @@ fn show_arenas(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 fn write_shrink(s: &Arc<Shared>, _r: &mut UserSliceReader) -> Result {
+    // Slab caches first: their empty slabs and per-CPU objects pin pool
+    // pages.
+    let slab_pages = s.kmalloc.shrink();
+    pr_debug!("shrink: slab caches gave back {} pages\n", slab_pages);
     let pages = s.pool.shrink();
     pr_info!("shrink: gave {} pages back to the kernel\n", pages);
     Ok(())

@@ -13,9 +13,11 @@ use crate::{
     handles::Table,
     heap::{self, HeapBlock, HeapObj},
     pool::Block,
+    rkcore::slab::Flags,
+    slab::{self, Malloced, Object},
     sys, uapi, RkallocModule, Shared,
 };
-use core::sync::atomic::Ordering;
+use core::{ptr, sync::atomic::Ordering};
 use kernel::{
     fs::File,
     ioctl::_IOC_SIZE,
@@ -37,25 +39,32 @@ enum Owned {
     HeapBlock(HeapBlock),
     /// An allocation of the fd's arena, valid until the arena's reset.
     Arena(ArenaAlloc),
+    /// A slab cache made through this fd (not memory itself).
+    Cache(Arc<slab::Cache>),
+    /// An object of one of the fd's caches.
+    Object(Object),
+    /// `rk_malloc` memory.
+    Malloc(Malloced),
 }
 
-impl Owned {
-    fn kind(&self) -> u32 {
-        match self {
-            Owned::Pool(_) => uapi::RKALLOC_KIND_POOL,
-            Owned::Heap(_) => uapi::RKALLOC_KIND_HEAP,
-            Owned::HeapBlock(_) => uapi::RKALLOC_KIND_HEAP_BLOCK,
-            Owned::Arena(_) => uapi::RKALLOC_KIND_ARENA,
-        }
-    }
+// The UAPI's cache flags are the core's debug flags, bit for bit.
+const _: () = assert!(
+    uapi::RKALLOC_CACHE_RED_ZONE == Flags::RED_ZONE.bits()
+        && uapi::RKALLOC_CACHE_POISON == Flags::POISON.bits()
+        && uapi::RKALLOC_CACHE_DEBUG_CHECKS == Flags::DEBUG_CHECKS.bits()
+);
 
-    /// Bytes charged to the fd for this item alone. Heaps and the arena are
-    /// charged for their regions as they take and give them back, so their
-    /// items count nothing here.
+impl Owned {
     fn bytes(&self) -> usize {
         match self {
             Owned::Pool(b) => b.bytes(),
             Owned::Heap(_) | Owned::HeapBlock(_) | Owned::Arena(_) => 0,
+            // A cache's own memory (descriptor, per-CPU arrays); its slabs
+            // are charged through its objects.
+            Owned::Cache(_) => slab::Cache::footprint(),
+            Owned::Object(o) => o.cache.obj_size(),
+            // What the request really takes: its class, or whole pages.
+            Owned::Malloc(m) => slab::SizeClasses::footprint(m.bytes).unwrap_or(0),
         }
     }
 
@@ -68,7 +77,9 @@ impl Owned {
             Owned::Pool(b) => Ok(f(unsafe { core::slice::from_raw_parts_mut(b.addr.as_ptr(), b.bytes()) })),
             Owned::HeapBlock(b) => b.heap.with_payload(b.ptr, f),
             Owned::Arena(a) => a.arena.with_bytes(a.ptr, a.len, f),
-            Owned::Heap(_) => Err(EINVAL),
+            Owned::Heap(_) | Owned::Cache(_) => Err(EINVAL),
+            Owned::Object(o) => Ok(f(o.memory())),
+            Owned::Malloc(m) => Ok(f(m.memory())),
         }
     }
 }
@@ -100,9 +111,10 @@ impl MiscDevice for RkDevice {
         shared.open_fds.fetch_add(1, Ordering::Relaxed);
         // From here on, dropping `RkDevice` releases the module reference.
         let fd_id = shared.next_fd_id.fetch_add(1, Ordering::Relaxed);
+        let fd_shared = shared.clone();
         let dev = KBox::pin_init(
             try_pin_init!(RkDevice {
-                shared: shared.clone(),
+                shared: fd_shared,
                 state <- new_mutex!(FdState { items: Table::new(fd_id), bytes: 0, arena: None }),
             }),
             GFP_KERNEL,
@@ -124,6 +136,11 @@ impl MiscDevice for RkDevice {
             uapi::IOC_CHECK => with_arg(cmd, arg, |a: &mut uapi::rkalloc_check| me.check(a)),
             uapi::IOC_POOL_SHRINK => with_arg(cmd, arg, |a: &mut uapi::rkalloc_pool_shrink| me.shrink(a)),
             uapi::IOC_POOL_STATS => with_arg(cmd, arg, |a: &mut uapi::rkalloc_pool_stats| me.pool_stats(a)),
+            uapi::IOC_CACHE_CREATE => with_arg(cmd, arg, |a: &mut uapi::rkalloc_cache_create| me.cache_create(a)),
+            uapi::IOC_CACHE_DESTROY => with_arg(cmd, arg, |a: &mut uapi::rkalloc_handle_op| me.cache_destroy(a)),
+            uapi::IOC_OBJ_ALLOC => with_arg(cmd, arg, |a: &mut uapi::rkalloc_batch| me.obj_alloc(a)),
+            uapi::IOC_OBJ_FREE => with_arg(cmd, arg, |a: &mut uapi::rkalloc_batch| me.obj_free(a)),
+            uapi::IOC_MALLOC => with_arg(cmd, arg, |a: &mut uapi::rkalloc_malloc| me.malloc(a)),
             uapi::IOC_HEAP_CREATE => with_arg(cmd, arg, |a: &mut uapi::rkalloc_heap_create| me.heap_create(a)),
             uapi::IOC_HEAP_ALLOC => with_arg(cmd, arg, |a: &mut uapi::rkalloc_heap_alloc| me.heap_alloc(a)),
             uapi::IOC_HEAP_RESET => with_arg(cmd, arg, |a: &mut uapi::rkalloc_handle_op| me.heap_reset(a)),
@@ -151,6 +168,15 @@ impl PinnedDrop for RkDevice {
             // catalog's, its blocks') is gone.
             Owned::Heap(h) => self.shared.catalog.remove_heap(&h),
             Owned::HeapBlock(_) | Owned::Arena(_) => {}
+            // Objects keep their cache alive; the cache gives its slabs back
+            // when the last of them (or its handle) goes.
+            Owned::Object(o) => {
+                let _ = o.cache.free(o.ptr);
+            }
+            Owned::Malloc(m) => {
+                let _ = self.shared.kmalloc.free(m.ptr);
+            }
+            Owned::Cache(_) => {}
         });
         if let Some(arena) = st.arena.take() {
             self.shared.catalog.remove_arena(&arena);
@@ -201,7 +227,7 @@ impl RkDevice {
         a.page_size = kernel::page::PAGE_SIZE as u32;
         a.max_order = 10;
         a.nr_cpus = sys::num_online_cpus();
-        a.nr_caches = 0;
+        a.nr_caches = self.shared.kmalloc.registry().len() as u32;
         a.nr_heaps = self.state.lock().items.count(|i| matches!(i, Owned::Heap(_))) as u32;
         let st = self.shared.pool.stats();
         a.pool_pages = st.total_pages;
@@ -244,8 +270,16 @@ impl RkDevice {
         let item = st.items.remove_with(a.handle, |item| match item {
             Owned::Pool(b) => pool.free(b.pfn, b.order),
             Owned::HeapBlock(b) => b.heap.free(b.ptr).map(|n| released = n),
-            // Heaps are destroyed and arena allocations reset, not freed.
-            Owned::Heap(_) | Owned::Arena(_) => Err(EINVAL),
+            // A debug cache reports (and counts) a bad free itself; the
+            // handle is gone either way.
+            Owned::Object(o) => {
+                let _ = o.cache.free(o.ptr);
+                Ok(())
+            }
+            Owned::Malloc(m) => self.shared.kmalloc.free(m.ptr),
+            // Heaps and caches are destroyed and arena allocations reset,
+            // not freed.
+            Owned::Heap(_) | Owned::Arena(_) | Owned::Cache(_) => Err(EINVAL),
         })?;
         st.bytes -= item.bytes() as u64 + released;
         Ok(())
@@ -373,14 +407,13 @@ impl RkDevice {
         }
         let mut st = self.state.lock();
         st.items.reserve()?;
-        let arena = match &st.arena {
-            Some(arena) => arena.clone(),
-            None => {
-                let arena = ArenaObj::new(&self.shared.pool, self.shared.catalog.next_id())?;
-                self.shared.catalog.add_arena(&arena)?;
-                st.arena = Some(arena.clone());
-                arena
-            }
+        let arena = if let Some(arena) = st.arena.clone() {
+            arena
+        } else {
+            let arena = ArenaObj::new(&self.shared.pool, self.shared.catalog.next_id())?;
+            self.shared.catalog.add_arena(&arena)?;
+            st.arena = Some(arena.clone());
+            arena
         };
         let budget = self.shared.fd_cap_bytes.saturating_sub(st.bytes);
         let (ptr, grown) = arena.alloc(size, align, budget)?;
@@ -422,8 +455,9 @@ impl RkDevice {
             a.violations += 1;
         }
         a.violations += self.shared.catalog.check().1;
+        a.violations += self.shared.kmalloc.check() as u64;
         if a.violations != 0 {
-            return Err(EUCLEAN);
+            return Err(sys::euclean());
         }
         Ok(())
     }
@@ -432,8 +466,158 @@ impl RkDevice {
         if a.reserved != 0 {
             return Err(EINVAL);
         }
+        // Slab caches first: their empty slabs and per-CPU objects pin pool
+        // pages.
+        let slab_pages = self.shared.kmalloc.shrink() as u64;
         a.released_pages = self.shared.pool.shrink();
+        pr_debug!("shrink: slab caches gave back {} pages\n", slab_pages);
         Ok(())
+    }
+
+    fn cache_create(&self, a: &mut uapi::rkalloc_cache_create) -> Result {
+        let flags = Flags::from_bits(a.flags).ok_or(EINVAL)?;
+        let align = if a.align == 0 { 8 } else { a.align as usize };
+        let len = a.name.iter().position(|&c| c == 0).ok_or(EINVAL)?;
+        let mut name = [0u8; slab::NAME_MAX];
+        let dst = name.get_mut(..len).ok_or(EINVAL)?;
+        for (d, s) in dst.iter_mut().zip(a.name.iter()) {
+            *d = *s as u8;
+        }
+        let mut st = self.state.lock();
+        let bytes = slab::Cache::footprint() as u64;
+        self.charge(&st, bytes)?;
+        st.items.reserve()?;
+        let cache = self.shared.kmalloc.create_cache(&name[..len], a.obj_size as usize, align, flags)?;
+        a.handle = st.items.insert(Owned::Cache(cache))?;
+        st.bytes += bytes;
+        Ok(())
+    }
+
+    /// EBUSY while objects of the cache are live.
+    fn cache_destroy(&self, a: &mut uapi::rkalloc_handle_op) -> Result {
+        if a.reserved != 0 {
+            return Err(EINVAL);
+        }
+        let mut st = self.state.lock();
+        let item = st.items.remove_with(a.handle, |item| match item {
+            Owned::Cache(c) => c.destroy(),
+            _ => Err(EINVAL),
+        })?;
+        st.bytes -= item.bytes() as u64;
+        Ok(())
+    }
+
+    /// The batch size of `a`: EINVAL for 0, E2BIG above the maximum.
+    fn batch_len(a: &uapi::rkalloc_batch) -> Result<usize> {
+        match a.count {
+            0 => Err(EINVAL),
+            n if n > uapi::RKALLOC_MAX_BATCH => Err(E2BIG),
+            n => Ok(n as usize),
+        }
+    }
+
+    /// Allocates `count` objects, all or nothing, and writes their handles
+    /// to the user array.
+    fn obj_alloc(&self, a: &mut uapi::rkalloc_batch) -> Result {
+        let n = Self::batch_len(a)?;
+        let mut st = self.state.lock();
+        let cache = match st.items.get_mut(a.cache)? {
+            Owned::Cache(c) => c.clone(),
+            _ => return Err(EINVAL),
+        };
+        // At most 4096 * 8192 bytes: no overflow.
+        let bytes = (cache.obj_size() * n) as u64;
+        self.charge(&st, bytes)?;
+        st.items.reserve_inserts(n)?;
+        st.items.reserve_removals(n)?;
+        // A bad array fails here, before the cache grows; the rollback
+        // below covers one unmapped meanwhile.
+        let mut w = UserSlice::new(UserPtr::from_addr(a.handles as usize), n * 8).writer();
+        (0..n).try_for_each(|_| w.write(&0u64))?;
+        let mut objs = KVec::from_elem(ptr::null_mut::<u8>(), n, GFP_KERNEL)?;
+        let mut handles = KVec::with_capacity(n, GFP_KERNEL)?;
+        cache.alloc_bulk(&mut objs)?;
+        for p in objs.iter() {
+            let Some(ptr) = core::ptr::NonNull::new(*p) else { continue };
+            // Cannot fail: room was reserved above.
+            if let Ok(h) = st.items.insert(Owned::Object(Object { cache: cache.clone(), ptr })) {
+                let _ = handles.push_within_capacity(h);
+            }
+        }
+        st.bytes += bytes;
+        let mut w = UserSlice::new(UserPtr::from_addr(a.handles as usize), n * 8).writer();
+        let copied = handles.iter().try_for_each(|h| w.write(h));
+        if handles.len() == n && copied.is_ok() {
+            return Ok(());
+        }
+        // Roll back: the caller cannot name what it did not receive.
+        for h in handles.iter() {
+            if let Ok(Owned::Object(o)) = st.items.remove_with(*h, |_| Ok(())) {
+                let _ = o.cache.free(o.ptr);
+            }
+        }
+        st.bytes -= bytes;
+        copied.and(Err(ENOMEM))
+    }
+
+    /// Frees `count` objects; every handle is checked first (and twice the
+    /// same handle is EINVAL), so a bad one frees nothing.
+    fn obj_free(&self, a: &mut uapi::rkalloc_batch) -> Result {
+        let n = Self::batch_len(a)?;
+        let mut handles = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut r = UserSlice::new(UserPtr::from_addr(a.handles as usize), n * 8).reader();
+        for _ in 0..n {
+            let h: u64 = r.read()?;
+            let _ = handles.push_within_capacity(h);
+        }
+        let mut st = self.state.lock();
+        for h in handles.iter() {
+            if !matches!(st.items.get_mut(*h)?, Owned::Object(_)) {
+                return Err(EINVAL);
+            }
+        }
+        let mut sorted = KVec::with_capacity(n, GFP_KERNEL)?;
+        sorted.extend_from_slice(&handles, GFP_KERNEL)?;
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(EINVAL);
+        }
+        st.items.reserve_removals(n)?;
+        let mut bytes = 0u64;
+        for h in handles.iter() {
+            if let Ok(item) = st.items.remove_with(*h, |_| Ok(())) {
+                bytes += item.bytes() as u64;
+                if let Owned::Object(o) = item {
+                    let _ = o.cache.free(o.ptr);
+                }
+            }
+        }
+        st.bytes -= bytes;
+        Ok(())
+    }
+
+    /// `rk_malloc(bytes)`, charged what it really takes.
+    fn malloc(&self, a: &mut uapi::rkalloc_malloc) -> Result {
+        if a.reserved != 0 || a.bytes == 0 || a.bytes > u64::from(uapi::RKALLOC_MAX_MALLOC) {
+            return Err(EINVAL);
+        }
+        let bytes = a.bytes as usize;
+        let charged = slab::SizeClasses::footprint(bytes)? as u64;
+        let mut st = self.state.lock();
+        self.charge(&st, charged)?;
+        st.items.reserve()?;
+        let ptr = self.shared.kmalloc.malloc(bytes)?;
+        match st.items.insert(Owned::Malloc(Malloced { ptr, bytes })) {
+            Ok(h) => {
+                a.handle = h;
+                st.bytes += charged;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.shared.kmalloc.free(ptr);
+                Err(e)
+            }
+        }
     }
 
     fn pool_stats(&self, a: &mut uapi::rkalloc_pool_stats) -> Result {

@@ -56,6 +56,17 @@ impl<T> Table<T> {
         Ok(())
     }
 
+    /// Makes room for `n` insertions, so that a batch of `insert`s cannot
+    /// fail half-way for lack of memory.
+    pub(crate) fn reserve_inserts(&mut self, n: usize) -> Result {
+        let new_slots = n.saturating_sub(self.free.len());
+        if self.slots.len().saturating_add(new_slots) > MAX_SLOTS {
+            return Err(ENOSPC);
+        }
+        self.slots.reserve(new_slots, GFP_KERNEL)?;
+        Ok(())
+    }
+
     /// Stores `item` and returns its handle. Call [`Table::reserve`] first.
     pub(crate) fn insert(&mut self, item: T) -> Result<u64> {
         let index = if let Some(i) = self.free.pop() {

@@ -18,7 +18,7 @@ use kernel::{prelude::*, str::CString, sync::Arc};
 /// `free(p, size)` takes the same `size` back. Fixed-size allocators refuse
 /// sizes above their object size.
 pub(crate) trait Allocator: Send + Sync {
-    /// Short name for reports.
+    /// Short name for reports and logs.
     fn name(&self) -> &'static str;
     /// Allocates `size` bytes.
     fn alloc(&self, size: usize) -> Option<NonNull<u8>>;
@@ -158,6 +158,43 @@ impl Allocator for Kvmalloc {
     }
 }
 
+/// An rkalloc slab cache of one object size.
+pub(crate) struct RkSlab(pub(crate) Arc<crate::slab::Cache>);
+
+impl Allocator for RkSlab {
+    fn name(&self) -> &'static str {
+        "rk_slab"
+    }
+    #[inline]
+    fn alloc(&self, size: usize) -> Option<NonNull<u8>> {
+        if size > self.0.obj_size() {
+            return None;
+        }
+        self.0.alloc().ok()
+    }
+    #[inline]
+    unsafe fn free(&self, p: NonNull<u8>, _size: usize) {
+        let _ = self.0.free(p);
+    }
+}
+
+/// rkalloc's size classes: `rk_malloc`/`rk_free`.
+pub(crate) struct RkMalloc<'a>(pub(crate) &'a crate::slab::SizeClasses);
+
+impl Allocator for RkMalloc<'_> {
+    fn name(&self) -> &'static str {
+        "rk_malloc"
+    }
+    #[inline]
+    fn alloc(&self, size: usize) -> Option<NonNull<u8>> {
+        self.0.malloc(size).ok()
+    }
+    #[inline]
+    unsafe fn free(&self, p: NonNull<u8>, _size: usize) {
+        let _ = self.0.free(p);
+    }
+}
+
 /// Creates the allocator `id` (a UAPI `RKALLOC_ALLOC_*` value) for
 /// allocations of up to `size` bytes. EINVAL for an unknown id or a size the
 /// allocator cannot serve.
@@ -188,6 +225,15 @@ pub(crate) fn make(id: u32, size: usize, shared: &Shared) -> Result<KBox<dyn All
             )?
         }
         uapi::RKALLOC_ALLOC_KMALLOC => KBox::new(Kmalloc, GFP_KERNEL)?,
+        uapi::RKALLOC_ALLOC_RK_SLAB => {
+            let flags = crate::rkcore::slab::Flags::empty();
+            let cache = crate::slab::Cache::new(&shared.pool, b"rk_bench", size, 8, flags)?;
+            KBox::new(RkSlab(cache), GFP_KERNEL)?
+        }
+        uapi::RKALLOC_ALLOC_RK_MALLOC => {
+            crate::slab::SizeClasses::footprint(size)?;
+            KBox::new(RkMalloc(&shared.kmalloc), GFP_KERNEL)?
+        }
         uapi::RKALLOC_ALLOC_VMALLOC => KBox::new(Vmalloc, GFP_KERNEL)?,
         uapi::RKALLOC_ALLOC_KVMALLOC => KBox::new(Kvmalloc, GFP_KERNEL)?,
         _ => return Err(EINVAL),

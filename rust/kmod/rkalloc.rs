@@ -27,6 +27,7 @@ mod heap;
 mod pool;
 mod registry;
 mod rkcore;
+mod slab;
 mod sys;
 mod uapi;
 
@@ -60,6 +61,9 @@ pub(crate) struct Shared {
     pub(crate) fd_cap_bytes: u64,
     /// The page pool every rkalloc allocator takes its pages from.
     pub(crate) pool: Arc<pool::Pool>,
+    /// The kmalloc-style size classes (`rk_malloc`/`rk_free`) and the
+    /// registry of every slab cache.
+    pub(crate) kmalloc: slab::SizeClasses,
     /// Every live heap and arena, for debugfs and the invariant check.
     pub(crate) catalog: Arc<heap::Catalog>,
     /// Numbers the open files, for their handles.
@@ -110,13 +114,17 @@ impl kernel::InPlaceModule for RkallocModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(&this in Self {
             shared: Arc::new(
-                Shared {
-                    module,
-                    pool: pool::Pool::new(pool_config())?,
-                    catalog: heap::Catalog::new()?,
-                    fd_cap_bytes: (*module_parameters::fd_cap_kib.value()).saturating_mul(1024),
-                    open_fds: core::sync::atomic::AtomicU32::new(0),
-                    next_fd_id: core::sync::atomic::AtomicU32::new(1),
+                {
+                    let pool = pool::Pool::new(pool_config())?;
+                    Shared {
+                        module,
+                        kmalloc: slab::SizeClasses::new(&pool)?,
+                        pool,
+                        catalog: heap::Catalog::new()?,
+                        fd_cap_bytes: (*module_parameters::fd_cap_kib.value()).saturating_mul(1024),
+                        open_fds: core::sync::atomic::AtomicU32::new(0),
+                        next_fd_id: core::sync::atomic::AtomicU32::new(1),
+                    }
                 },
                 GFP_KERNEL,
             )?,
@@ -133,7 +141,7 @@ impl kernel::InPlaceModule for RkallocModule {
     }
 }
 
-impl Drop for RkallocModule {
+impl Drop for Shared {
     fn drop(&mut self) {
         pr_info!("unloaded\n");
     }

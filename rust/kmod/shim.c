@@ -17,6 +17,10 @@
 
 void *rk_page_address(struct page *page) { return page_address(page); }
 struct page *rk_virt_to_page(const void *addr) { return virt_to_page(addr); }
+struct page *rk_alloc_pages(gfp_t gfp, unsigned int order)
+{
+	return alloc_pages(gfp, order);
+}
 void *rk_vmalloc(unsigned long size) { return vmalloc(size); }
 void rk_vfree(const void *addr) { vfree(addr); }
 void *rk_kvmalloc(size_t size) { return kvmalloc(size, GFP_KERNEL); }
@@ -90,3 +94,14 @@ struct kmem_cache *rk_kmem_cache_create(const char *name, unsigned int size, uns
 	return kmem_cache_create(name, size, align, SLAB_NO_MERGE, NULL);
 }
 void rk_kmem_cache_destroy(struct kmem_cache *s) { kmem_cache_destroy(s); }
+
+/*
+ * page->private of pages the caller allocated (pool pages): the slab layer
+ * keeps its owner tags there. READ_ONCE/WRITE_ONCE because debug frees read
+ * the tag of pages another cache may be retagging.
+ */
+void rk_set_page_private(const void *addr, unsigned long v)
+{
+	WRITE_ONCE(virt_to_page(addr)->private, v);
+}
+unsigned long rk_page_private(const void *addr) { return READ_ONCE(virt_to_page(addr)->private); }

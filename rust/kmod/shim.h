@@ -14,6 +14,7 @@ struct page;
 
 void *rk_page_address(struct page *page);
 struct page *rk_virt_to_page(const void *addr);
+struct page *rk_alloc_pages(gfp_t gfp, unsigned int order);
 void *rk_vmalloc(unsigned long size);
 void rk_vfree(const void *addr);
 void *rk_kvmalloc(size_t size);
@@ -42,4 +43,6 @@ bool rk_cpu_possible(unsigned int cpu);
 struct kmem_cache;
 struct kmem_cache *rk_kmem_cache_create(const char *name, unsigned int size, unsigned int align);
 void rk_kmem_cache_destroy(struct kmem_cache *s);
+void rk_set_page_private(const void *addr, unsigned long v);
+unsigned long rk_page_private(const void *addr);
 #endif

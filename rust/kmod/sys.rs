@@ -8,10 +8,14 @@ use kernel::{bindings, prelude::*};
 
 /// Prototypes of `shim.h`.
 mod shim {
-    use kernel::bindings::page;
+    use kernel::{bindings::page, prelude::*};
+    // `struct page` (and `kmem_cache`) only ever cross by pointer; their
+    // layout, which rustc flags as not FFI-safe, is never used from Rust.
+    #[allow(improper_ctypes)]
     extern "C" {
         pub(super) fn rk_page_address(page: *mut page) -> *mut c_void;
         pub(super) fn rk_virt_to_page(addr: *const c_void) -> *mut page;
+        pub(super) fn rk_alloc_pages(gfp: kernel::bindings::gfp_t, order: c_uint) -> *mut page;
         pub(super) fn rk_vmalloc(size: usize) -> *mut c_void;
         pub(super) fn rk_vfree(addr: *const c_void);
         pub(super) fn rk_kvmalloc(size: usize) -> *mut c_void;
@@ -42,8 +46,20 @@ mod shim {
             align: c_uint,
         ) -> *mut kernel::bindings::kmem_cache;
         pub(super) fn rk_kmem_cache_destroy(s: *mut kernel::bindings::kmem_cache);
+        pub(super) fn rk_set_page_private(addr: *const c_void, v: c_ulong);
+        pub(super) fn rk_page_private(addr: *const c_void) -> c_ulong;
     }
 }
+
+/// `EUCLEAN` ("structure needs cleaning"): an invariant checker found a
+/// violation. The kernel crate does not name this errno.
+pub(crate) fn euclean() -> Error {
+    Error::from_errno(-(bindings::EUCLEAN as i32))
+}
+
+/// `__GFP_NORETRY`, which bindgen does not carry over (it is built from an
+/// enum of bit numbers).
+pub(crate) const GFP_NORETRY: bindings::gfp_t = 1 << bindings::___GFP_NORETRY_BIT;
 
 /// Monotonic time in nanoseconds (`ktime_get_ns`).
 #[inline]
@@ -147,9 +163,9 @@ pub(crate) fn run_on_cpu<F: FnMut() -> i32 + Send>(cpu: u32, mut f: F) -> Result
 /// Allocates 2^`order` contiguous pages from the kernel's page allocator and
 /// returns their kernel address, or `None`.
 pub(crate) fn alloc_pages(order: u32, gfp: bindings::gfp_t) -> Option<*mut u8> {
-    // SAFETY: `alloc_pages_noprof` accepts any gfp and order; it returns
-    // NULL on failure (and for orders above MAX_PAGE_ORDER).
-    let page = unsafe { bindings::alloc_pages_noprof(gfp, order) };
+    // SAFETY: `alloc_pages` accepts any gfp and order; it returns NULL on
+    // failure (and for orders above MAX_PAGE_ORDER).
+    let page = unsafe { shim::rk_alloc_pages(gfp, order) };
     if page.is_null() {
         return None;
     }
@@ -232,6 +248,43 @@ pub(crate) fn module_get(module: &'static ThisModule) -> bool {
 pub(crate) fn module_put(module: &'static ThisModule) {
     // SAFETY: pairs with a successful `module_get`.
     unsafe { bindings::module_put(module.as_ptr()) }
+}
+
+/// Sets `page->private` of the page holding `addr` (the slab layer's owner
+/// tag; see `slab.rs`).
+///
+/// # Safety
+///
+/// `addr` lies in the kernel's linear map (pool memory does), and the caller
+/// owns the page's `private` field: it holds the page from the pool.
+#[inline]
+pub(crate) unsafe fn set_page_private(addr: *const u8, v: usize) {
+    // SAFETY: a linear-map address has a `struct page` (caller's contract).
+    unsafe { shim::rk_set_page_private(addr.cast(), v as c_ulong) }
+}
+
+/// `page->private` of the page holding `addr`.
+///
+/// # Safety
+///
+/// `addr` lies in the kernel's linear map (pool memory does), so that its
+/// `struct page` exists.
+#[inline]
+pub(crate) unsafe fn page_private(addr: *const u8) -> usize {
+    // SAFETY: a linear-map address has a `struct page` (caller's contract).
+    unsafe { shim::rk_page_private(addr.cast()) as usize }
+}
+
+/// A random `u32` (`get_random_u32`).
+pub(crate) fn random_u32() -> u32 {
+    // SAFETY: no preconditions; usable in any context.
+    unsafe { bindings::get_random_u32() }
+}
+
+/// A random `u64` (`get_random_u64`).
+pub(crate) fn random_u64() -> u64 {
+    // SAFETY: no preconditions; usable in any context.
+    unsafe { bindings::get_random_u64() }
 }
 
 /// Whether `cpu` is a possible CPU (it may come online and has per-CPU data).
@@ -322,7 +375,10 @@ impl<T> PerCpu<T> {
     /// Runs `f` on every possible CPU's slot: for online CPUs on that CPU
     /// itself (through [`run_on_cpu`], with preemption disabled), for the
     /// others directly. Process context only (it sleeps).
-    pub(crate) fn for_each_cpu(&self, mut f: impl FnMut(&mut T) + Send) {
+    pub(crate) fn for_each_cpu(&self, mut f: impl FnMut(&mut T) + Send)
+    where
+        T: Send,
+    {
         for cpu in 0..nr_cpu_ids() {
             if cpu_online(cpu) {
                 let ran = run_on_cpu(cpu, || {

@@ -8,6 +8,7 @@
     non_camel_case_types,
     non_upper_case_globals,
     missing_docs,
+    unreachable_pub,
     clippy::all
 )]
 

@@ -16,6 +16,7 @@ fn main() {
         .allowlist_var("RKALLOC_.*")
         .derive_default(true)
         .default_enum_style(bindgen::EnumVariation::Consts)
+        .prepend_enum_name(false)
         .generate()
         .expect("bindgen failed on include/uapi/rkalloc.h")
         .write_to_file(out.join("uapi.rs"))

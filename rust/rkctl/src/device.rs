@@ -38,6 +38,9 @@ args!(
     uapi::rkalloc_handle_op,
     uapi::rkalloc_arena_alloc,
     uapi::rkalloc_arena_reset,
+    uapi::rkalloc_cache_create,
+    uapi::rkalloc_batch,
+    uapi::rkalloc_malloc,
 );
 
 impl Device {
@@ -175,5 +178,51 @@ impl Device {
         let mut a = uapi::rkalloc_arena_reset::default();
         self.ioctl(uapi::cmd::arena_reset(), &mut a)?;
         Ok((a.bytes_reclaimed, a.allocations_reclaimed))
+    }
+}
+
+/// Slab caches, their objects, and `rk_malloc`.
+impl Device {
+    /// `RKALLOC_IOC_CACHE_CREATE`: a cache of `obj_size`-byte objects
+    /// aligned to `align` (0: 8) with `flags` (`RKALLOC_CACHE_*`) named
+    /// `name` (at most 31 bytes); returns its handle.
+    pub fn cache_create(&self, name: &str, obj_size: u32, align: u32, flags: u32) -> io::Result<u64> {
+        let mut a = uapi::rkalloc_cache_create { obj_size, align, flags, ..Default::default() };
+        if name.len() >= a.name.len() {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        for (d, s) in a.name.iter_mut().zip(name.bytes()) {
+            *d = s as _;
+        }
+        self.ioctl(uapi::cmd::cache_create(), &mut a)?;
+        Ok(a.handle)
+    }
+
+    /// `RKALLOC_IOC_CACHE_DESTROY`: EBUSY while objects of it are live.
+    pub fn cache_destroy(&self, cache: u64) -> io::Result<()> {
+        let mut a = uapi::rkalloc_handle_op { handle: cache, ..Default::default() };
+        self.ioctl(uapi::cmd::cache_destroy(), &mut a)
+    }
+
+    /// `RKALLOC_IOC_OBJ_ALLOC`: `count` objects of `cache`, all or nothing.
+    pub fn obj_alloc(&self, cache: u64, count: u32) -> io::Result<Vec<u64>> {
+        let mut handles = vec![0u64; count as usize];
+        let mut a = uapi::rkalloc_batch { count, cache, handles: handles.as_mut_ptr() as u64, ..Default::default() };
+        self.ioctl(uapi::cmd::obj_alloc(), &mut a)?;
+        Ok(handles)
+    }
+
+    /// `RKALLOC_IOC_OBJ_FREE`: frees every handle of `handles`, or none.
+    pub fn obj_free(&self, handles: &[u64]) -> io::Result<()> {
+        let count = u32::try_from(handles.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+        let mut a = uapi::rkalloc_batch { count, handles: handles.as_ptr() as u64, ..Default::default() };
+        self.ioctl(uapi::cmd::obj_free(), &mut a)
+    }
+
+    /// `RKALLOC_IOC_MALLOC`: `rk_malloc(bytes)`; returns the handle.
+    pub fn malloc(&self, bytes: u64) -> io::Result<u64> {
+        let mut a = uapi::rkalloc_malloc { bytes, ..Default::default() };
+        self.ioctl(uapi::cmd::malloc(), &mut a)?;
+        Ok(a.handle)
     }
 }

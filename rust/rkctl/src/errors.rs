@@ -22,6 +22,7 @@ fn errno_name(e: i32) -> &'static str {
         libc::ENOMEM => "ENOMEM",
         libc::E2BIG => "E2BIG",
         libc::EUCLEAN => "EUCLEAN",
+        libc::EBUSY => "EBUSY",
         _ => "other",
     }
 }
@@ -89,6 +90,8 @@ pub fn run(path: &Path) -> Result<Vec<Case>> {
     case("free", "success", dev.free(h));
     case("double free", "EINVAL", dev.free(h));
     case("verify after free", "EINVAL", dev.verify(h, 1).map(|_| ()));
+    crate::heapcmd::error_cases(&dev, &other, &mut case)?;
+    slab_cases(&dev, &other, &mut case)?;
 
     // The per-fd cap: fill it with top-order blocks until ENOMEM.
     let cap = dev.info()?.fd_cap_bytes;
@@ -111,9 +114,92 @@ pub fn run(path: &Path) -> Result<Vec<Case>> {
         if i.fd_bytes <= cap && i.fd_bytes + (4 << 20) > cap { Ok(()) } else { Err(io::Error::from_raw_os_error(libc::EIO)) },
     );
     case("other fds unaffected by the cap", "success", other.pool_alloc(0).map(|_| ()));
+    crate::heapcmd::cap_cases(&dev, cap, &mut held, &mut case)?;
     for h in held {
         dev.free(h)?;
     }
     case("invariants hold", "success", dev.check());
     Ok(cases)
+}
+
+/// Slab cache, object batch and `rk_malloc` error paths: every bad input
+/// returns its errno and changes nothing.
+fn slab_cases(dev: &Device, other: &Device, case: &mut dyn FnMut(&'static str, &'static str, io::Result<()>)) -> Result<()> {
+    let eio = || Err(io::Error::from_raw_os_error(libc::EIO));
+    let nr_caches = |d: &Device| d.info().map(|i| i.nr_caches).unwrap_or(u32::MAX);
+    let caches = nr_caches(dev);
+    let create = |size, align, flags| dev.cache_create("rkctl-errors", size, align, flags).map(|_| ());
+    case("cache: object size 0", "EINVAL", create(0, 0, 0));
+    case("cache: object size above 8192", "EINVAL", create(8193, 0, 0));
+    case("cache: object size far too big", "EINVAL", create(u32::MAX, 0, 0));
+    case("cache: alignment not a power of two", "EINVAL", create(64, 24, 0));
+    case("cache: alignment above a page", "EINVAL", create(64, 8192, 0));
+    case("cache: unknown flag", "EINVAL", create(64, 0, 8));
+    case("cache: empty name", "EINVAL", dev.cache_create("", 64, 0, 0).map(|_| ()));
+    case("cache: name with a space", "EINVAL", dev.cache_create("a b", 64, 0, 0).map(|_| ()));
+    let mut cc = uapi::rkalloc_cache_create { obj_size: 64, ..Default::default() };
+    cc.name.fill(b'a' as _);
+    case("cache: name without NUL", "EINVAL", dev.ioctl(uapi::cmd::cache_create(), &mut cc));
+    case("cache: failed creates made no cache", "success", if nr_caches(dev) == caches { Ok(()) } else { eio() });
+
+    let cache = dev.cache_create("rkctl-errors", 100, 0, uapi::RKALLOC_CACHE_DEBUG_CHECKS)?;
+    case("cache: created", "success", if nr_caches(dev) == caches + 1 { Ok(()) } else { eio() });
+    let pool = dev.pool_alloc(0)?;
+    let before = snapshot(dev)?;
+    case("objects: count 0", "EINVAL", dev.obj_alloc(cache, 0).map(|_| ()));
+    case("objects: count above the batch maximum", "E2BIG", dev.obj_alloc(cache, uapi::RKALLOC_MAX_BATCH + 1).map(|_| ()));
+    case("objects: from a pool handle", "EINVAL", dev.obj_alloc(pool, 1).map(|_| ()));
+    case("objects: from an unknown cache", "ENOENT", dev.obj_alloc(cache + (999 << 16), 1).map(|_| ()));
+    case("objects: from another fd's cache", "EINVAL", other.obj_alloc(cache, 1).map(|_| ()));
+    let mut b = uapi::rkalloc_batch { count: 8, cache, handles: 0x10, ..Default::default() };
+    case("objects: unwritable handle array", "EFAULT", dev.ioctl(uapi::cmd::obj_alloc(), &mut b));
+    case("objects: failed batches changed nothing", "success", if snapshot(dev)? == before { Ok(()) } else { eio() });
+
+    let objs = dev.obj_alloc(cache, 3)?;
+    for (i, &o) in objs.iter().enumerate() {
+        dev.fill(o, i as u32)?;
+    }
+    case("objects: three allocated", "success", if objs.len() == 3 && dev.verify(objs[2], 2)? == (100, 0) { Ok(()) } else { eio() });
+    case("cache: destroy with live objects", "EBUSY", dev.cache_destroy(cache));
+    case("cache: free of a cache handle", "EINVAL", dev.free(cache));
+    case("cache: fill of a cache handle", "EINVAL", dev.fill(cache, 1).map(|_| ()));
+    let before = snapshot(dev)?;
+    case("objects: free count 0", "EINVAL", dev.obj_free(&[]));
+    case("objects: free count above the maximum", "E2BIG", dev.obj_free(&vec![objs[0]; uapi::RKALLOC_MAX_BATCH as usize + 1]));
+    case("objects: free with one unknown handle", "ENOENT", dev.obj_free(&[objs[0], objs[1] + (999 << 16)]));
+    case("objects: free with a pool handle", "EINVAL", dev.obj_free(&[objs[0], pool]));
+    case("objects: free with the cache's handle", "EINVAL", dev.obj_free(&[cache, objs[0]]));
+    case("objects: free with a handle twice", "EINVAL", dev.obj_free(&[objs[0], objs[1], objs[0]]));
+    case("objects: free from another fd", "EINVAL", other.obj_free(&objs));
+    let mut b = uapi::rkalloc_batch { count: 2, handles: 0x10, ..Default::default() };
+    case("objects: unreadable handle array", "EFAULT", dev.ioctl(uapi::cmd::obj_free(), &mut b));
+    let intact = objs.iter().enumerate().all(|(i, &o)| dev.verify(o, i as u32).map(|v| v == (100, 0)).unwrap_or(false));
+    case("objects: failed frees freed nothing", "success", if intact && snapshot(dev)? == before { Ok(()) } else { eio() });
+    case("objects: free one", "success", dev.free(objs[2]));
+    case("objects: double free", "EINVAL", dev.free(objs[2]));
+    case("objects: batch free with a freed handle", "EINVAL", dev.obj_free(&objs));
+    case("objects: batch free the rest", "success", dev.obj_free(&objs[..2]));
+    case("objects: verify after batch free", "EINVAL", dev.verify(objs[0], 0).map(|_| ()));
+    case("cache: destroy", "success", dev.cache_destroy(cache));
+    case("cache: destroy again", "EINVAL", dev.cache_destroy(cache));
+    case("objects: from a destroyed cache", "EINVAL", dev.obj_alloc(cache, 1).map(|_| ()));
+    case("cache: destroyed cache is gone", "success", if nr_caches(dev) == caches { Ok(()) } else { eio() });
+    dev.free(pool)?;
+
+    let before = snapshot(dev)?;
+    case("malloc: 0 bytes", "EINVAL", dev.malloc(0).map(|_| ()));
+    case("malloc: above RKALLOC_MAX_MALLOC", "EINVAL", dev.malloc(uapi::RKALLOC_MAX_MALLOC as u64 + 1).map(|_| ()));
+    case("malloc: far too big", "EINVAL", dev.malloc(u64::MAX).map(|_| ()));
+    let mut m = uapi::rkalloc_malloc { bytes: 64, reserved: 1, ..Default::default() };
+    case("malloc: non-zero reserved field", "EINVAL", dev.ioctl(uapi::cmd::malloc(), &mut m));
+    case("malloc: failed calls changed nothing", "success", if snapshot(dev)? == before { Ok(()) } else { eio() });
+    for bytes in [1, 100, 8192, 8193, uapi::RKALLOC_MAX_MALLOC as u64] {
+        let h = dev.malloc(bytes)?;
+        dev.fill(h, 7)?;
+        case("malloc: the requested bytes are usable", "success", if dev.verify(h, 7)? == (bytes, 0) { Ok(()) } else { eio() });
+        case("malloc: free", "success", dev.free(h));
+        case("malloc: double free", "EINVAL", dev.free(h));
+    }
+    case("malloc: everything given back", "success", if snapshot(dev)?.0 == before.0 { Ok(()) } else { eio() });
+    Ok(())
 }

@@ -2,6 +2,7 @@
 mod bench;
 mod device;
 mod errors;
+mod heapcmd;
 mod plot;
 mod stress;
 mod uapi;
@@ -91,10 +92,24 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the table of a saved bench report (.json).
+    Table {
+        report: PathBuf,
+    },
     /// Draw the plots of a saved bench report (.json) into an .svg file.
     Plot {
         report: PathBuf,
         out: PathBuf,
+    },
+    /// Drive heaps and the arena step by step on one fd, e.g.
+    /// `create:best-fit alloc:100 free:0 free:0=EINVAL show destroy`
+    /// (steps: create:POLICY[:debug][:BYTES], alloc:BYTES,
+    /// arena:BYTES[:ALIGN], free:N, verify:N, reset, destroy, arena-reset,
+    /// show, check; `=ERRNO` expects a failure). Exits non-zero on any
+    /// deviation.
+    Heap {
+        #[arg(required = true)]
+        steps: Vec<String>,
     },
     /// Give free pool memory back to the kernel.
     Shrink,
@@ -207,7 +222,7 @@ fn main() -> Result<()> {
             }
         }
         Cmd::Stress { threads, ops, duration, seed, alloc, max_live, max_order, quiet } => {
-            let allocators = if alloc.is_empty() { vec![stress::Kind::Pool] } else { alloc };
+            let allocators = if alloc.is_empty() { <stress::Kind as clap::ValueEnum>::value_variants().to_vec() } else { alloc };
             if max_order > 10 {
                 bail!("--max-order must be at most 10");
             }
@@ -277,10 +292,17 @@ fn main() -> Result<()> {
                 plot::draw(&r, &p)?;
             }
         }
+        Cmd::Table { report } => bench::print(&bench::load(&report)?),
         Cmd::Plot { report, out } => {
             let r = bench::load(&report)?;
             plot::draw(&r, &out)?;
             println!("wrote {}", out.display());
+        }
+        Cmd::Heap { steps } => {
+            let bad = heapcmd::run(&cli.dev, &steps)?;
+            if bad != 0 {
+                bail!("{bad} of {} steps deviate", steps.len());
+            }
         }
         Cmd::Shrink => {
             let n = device::Device::open(&cli.dev)?.shrink()?;

@@ -33,6 +33,40 @@ pub struct Config {
 pub enum Kind {
     /// Pool blocks of random order.
     Pool,
+    /// Blocks of mixed sizes from a heap of a random policy per thread,
+    /// which is now and then reset or destroyed (and made anew).
+    Heap,
+    /// Arena allocations of mixed sizes and alignments, reset now and then.
+    Arena,
+    /// Objects of a slab cache of random size (8..2048, sometimes with
+    /// debug flags) per thread, allocated in batches; now and then all are
+    /// freed in one batch and the cache is destroyed (and made anew).
+    Object,
+    /// `rk_malloc` of random sizes (1..16384), the size classes and the
+    /// pool behind them.
+    Malloc,
+}
+
+/// A thread's heap and arena.
+#[derive(Default)]
+struct Ctx {
+    /// The thread's heap, made on the first heap allocation.
+    heap: Option<u64>,
+    /// Arena allocations since the last reset: what the next one reclaims.
+    arena_allocs: u64,
+    /// The thread's slab cache, made on the first object allocation.
+    cache: Option<u64>,
+    /// Objects of the last batch not handed out yet.
+    objects: Vec<u64>,
+}
+
+/// A heap request: mostly small, some medium, a few large.
+fn mixed_size(rng: &mut SmallRng) -> u64 {
+    match rng.gen_range(0..100) {
+        0..=69 => rng.gen_range(1..=256),
+        70..=94 => rng.gen_range(257..=8192),
+        _ => rng.gen_range(8193..=128 << 10),
+    }
 }
 
 /// Per-allocator results.
@@ -74,13 +108,135 @@ struct ThreadResult {
     errors: Vec<String>,
 }
 
-fn alloc(dev: &Device, kind: Kind, rng: &mut SmallRng, max_order: u32) -> io::Result<u64> {
+fn alloc(dev: &Device, kind: Kind, rng: &mut SmallRng, max_order: u32, ctx: &mut Ctx) -> io::Result<u64> {
     match kind {
         Kind::Pool => {
             // Small orders most of the time, as real users do.
             let order = if rng.gen_bool(0.8) { rng.gen_range(0..=max_order.min(3)) } else { rng.gen_range(0..=max_order) };
             dev.pool_alloc(order)
         }
+        Kind::Heap => {
+            let heap = match ctx.heap {
+                Some(h) => h,
+                None => {
+                    let flags = if rng.gen_bool(0.25) { crate::uapi::RKALLOC_HEAP_DEBUG } else { 0 };
+                    let h = dev.heap_create(rng.gen_range(0..4), flags, 0)?;
+                    ctx.heap = Some(h);
+                    h
+                }
+            };
+            dev.heap_alloc(heap, mixed_size(rng))
+        }
+        Kind::Arena => {
+            let align = if rng.gen_bool(0.5) { 0 } else { 1 << rng.gen_range(0..=12) };
+            let h = dev.arena_alloc(rng.gen_range(1..=4096), align)?;
+            ctx.arena_allocs += 1;
+            Ok(h)
+        }
+        Kind::Object => {
+            if ctx.objects.is_empty() {
+                let cache = match ctx.cache {
+                    Some(c) => c,
+                    None => {
+                        let flags = if rng.gen_bool(0.25) { rng.gen_range(1..=7) } else { 0 };
+                        let align = if rng.gen_bool(0.5) { 0 } else { 1 << rng.gen_range(3..=7) };
+                        let c = dev.cache_create("stress", rng.gen_range(8..=2048), align, flags)?;
+                        ctx.cache = Some(c);
+                        c
+                    }
+                };
+                ctx.objects = dev.obj_alloc(cache, rng.gen_range(1..=32))?;
+            }
+            ctx.objects.pop().ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))
+        }
+        Kind::Malloc => {
+            let bytes = match rng.gen_range(0..100) {
+                0..=79 => rng.gen_range(1..=512),
+                80..=94 => rng.gen_range(513..=8192),
+                _ => rng.gen_range(8193..=16384),
+            };
+            dev.malloc(bytes)
+        }
+    }
+}
+
+/// Frees the thread's batched objects not handed out yet and destroys its
+/// cache, which must succeed: no object of it is live any more.
+fn drop_cache(dev: &Device, ctx: &mut Ctx, r: &mut ThreadResult, err: &mut impl FnMut(&mut ThreadResult, String)) {
+    if !ctx.objects.is_empty() {
+        if let Err(e) = dev.obj_free(&ctx.objects) {
+            err(r, format!("free unused objects: {e}"));
+        }
+        ctx.objects.clear();
+    }
+    if let Some(c) = ctx.cache.take() {
+        if let Err(e) = dev.cache_destroy(c) {
+            err(r, format!("destroy cache: {e}"));
+        }
+    }
+}
+
+/// Now and then the thread resets its arena or heap (or destroys the heap):
+/// the live allocations of that kind are verified first, and afterwards one
+/// of their handles must be stale (EINVAL).
+fn reset(dev: &Device, kind: Kind, rng: &mut SmallRng, ctx: &mut Ctx, live: &mut Vec<Live>, r: &mut ThreadResult, err: &mut impl FnMut(&mut ThreadResult, String)) {
+    let mut dropped = Vec::new();
+    live.retain(|l| {
+        if l.kind == kind {
+            dropped.push((l.handle, l.pattern));
+        }
+        l.kind != kind
+    });
+    for &(handle, pattern) in &dropped {
+        verify_one(dev, kind, handle, pattern, r, err);
+    }
+    let done = match kind {
+        Kind::Arena => dev.arena_reset().map(|(_, allocs)| {
+            if allocs != ctx.arena_allocs {
+                err(r, format!("arena reset reclaimed {allocs} allocations, expected {}", ctx.arena_allocs));
+            }
+            r.per.entry(kind).or_default().frees += allocs;
+            ctx.arena_allocs = 0;
+        }),
+        Kind::Heap => match ctx.heap {
+            Some(h) if rng.gen_bool(0.3) => {
+                ctx.heap = None;
+                dev.heap_destroy(h)
+            }
+            Some(h) => dev.heap_reset(h),
+            None => Ok(()),
+        }
+        .map(|()| r.per.entry(kind).or_default().frees += dropped.len() as u64),
+        Kind::Object => {
+            let handles: Vec<u64> = dropped.iter().map(|&(h, _)| h).collect();
+            let freed = handles.chunks(4096).try_for_each(|c| dev.obj_free(c));
+            if freed.is_ok() {
+                r.per.entry(kind).or_default().frees += dropped.len() as u64;
+                drop_cache(dev, ctx, r, err);
+            }
+            freed
+        }
+        Kind::Pool | Kind::Malloc => Ok(()),
+    };
+    if let Err(e) = done {
+        err(r, format!("reset {kind:?}: {e}"));
+    }
+    if let Some(&(handle, pattern)) = dropped.first() {
+        match dev.verify(handle, pattern) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            other => err(r, format!("{kind:?} handle after reset: expected EINVAL, got {other:?}")),
+        }
+    }
+}
+
+fn verify_one(dev: &Device, kind: Kind, handle: u64, pattern: u32, r: &mut ThreadResult, err: &mut impl FnMut(&mut ThreadResult, String)) {
+    match dev.verify(handle, pattern) {
+        Ok((bytes, 0)) => r.per.entry(kind).or_default().bytes_verified += bytes,
+        Ok((_, bad)) => {
+            r.corruptions += 1;
+            err(r, format!("{kind:?} allocation corrupted: {bad} bytes differ"));
+        }
+        Err(e) => err(r, format!("verify {kind:?}: {e}")),
     }
 }
 
@@ -89,6 +245,8 @@ fn run_thread(path: &Path, cfg: &Config, id: usize, deadline: Option<Instant>, b
     let mut rng = SmallRng::seed_from_u64(cfg.seed.wrapping_add(id as u64 * 0x9e37_79b9));
     let mut live: Vec<Live> = Vec::new();
     let mut r = ThreadResult::default();
+    let mut ctx = Ctx::default();
+    let resettable: Vec<Kind> = cfg.allocators.iter().copied().filter(|k| matches!(k, Kind::Heap | Kind::Arena | Kind::Object)).collect();
     let per_thread = cfg.ops / cfg.threads as u64;
     let mut err = |r: &mut ThreadResult, what: String| {
         if r.errors.len() < 20 {
@@ -103,10 +261,15 @@ fn run_thread(path: &Path, cfg: &Config, id: usize, deadline: Option<Instant>, b
         if r.ops % 256 == 0 {
             bar.inc(256);
         }
+        if !resettable.is_empty() && rng.gen_ratio(1, 256) {
+            let kind = resettable[rng.gen_range(0..resettable.len())];
+            reset(&dev, kind, &mut rng, &mut ctx, &mut live, &mut r, &mut err);
+            continue;
+        }
         let do_alloc = live.is_empty() || (live.len() < cfg.max_live && rng.gen_bool(0.55));
         if do_alloc {
             let kind = cfg.allocators[rng.gen_range(0..cfg.allocators.len())];
-            match alloc(&dev, kind, &mut rng, cfg.max_order) {
+            match alloc(&dev, kind, &mut rng, cfg.max_order, &mut ctx) {
                 Ok(handle) => {
                     let pattern: u32 = rng.gen();
                     if let Err(e) = dev.fill(handle, pattern) {
@@ -126,17 +289,23 @@ fn run_thread(path: &Path, cfg: &Config, id: usize, deadline: Option<Instant>, b
     for l in live.drain(..) {
         free_one(&dev, &l, &mut r, &mut err);
     }
+    if ctx.arena_allocs != 0 {
+        reset(&dev, Kind::Arena, &mut rng, &mut ctx, &mut live, &mut r, &mut err);
+    }
+    if let Some(h) = ctx.heap.take() {
+        if let Err(e) = dev.heap_destroy(h) {
+            err(&mut r, format!("destroy heap: {e}"));
+        }
+    }
+    drop_cache(&dev, &mut ctx, &mut r, &mut err);
     Ok(r)
 }
 
 fn free_one(dev: &Device, l: &Live, r: &mut ThreadResult, err: &mut impl FnMut(&mut ThreadResult, String)) {
-    match dev.verify(l.handle, l.pattern) {
-        Ok((bytes, 0)) => r.per.entry(l.kind).or_default().bytes_verified += bytes,
-        Ok((_, bad)) => {
-            r.corruptions += 1;
-            err(r, format!("{:?} allocation corrupted: {bad} bytes differ", l.kind));
-        }
-        Err(e) => err(r, format!("verify {:?}: {e}", l.kind)),
+    verify_one(dev, l.kind, l.handle, l.pattern, r, err);
+    if l.kind == Kind::Arena {
+        // Arena allocations end only with the arena's reset.
+        return;
     }
     match dev.free(l.handle) {
         Ok(()) => r.per.entry(l.kind).or_default().frees += 1,
