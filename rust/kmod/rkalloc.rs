@@ -26,7 +26,9 @@ mod handles;
 mod heap;
 mod pool;
 mod registry;
-mod rkcore;
+// Public, so that the parts of the shared host crate this module does not
+// use are not dead code here (nor `unreachable_pub`).
+pub mod rkcore;
 mod slab;
 mod sys;
 mod uapi;

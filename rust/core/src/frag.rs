@@ -14,7 +14,7 @@
 //! No floating point: ratios are integer milli-units (1000 = 1.0) or
 //! permille, as the kernel does.
 
-use core::fmt;
+use core::{fmt, num::NonZeroU64};
 
 use super::buddy::{MAX_ORDER, NR_ORDERS};
 
@@ -163,11 +163,17 @@ impl fmt::Display for Milli {
 /// overflow for any `u64` inputs and without 128-bit division (which the
 /// kernel does not link).
 fn permille(part: u64, whole: u64) -> u32 {
+    // Dividing by a `NonZeroU64` needs no division-by-zero panic, whose
+    // call kernel 7.2's objtool does not know as noreturn (it then warns
+    // that the function falls through to the next).
+    let Some(w) = NonZeroU64::new(whole) else {
+        return 0;
+    };
     let r = match part.checked_mul(1000) {
-        Some(p) => p / whole,
+        Some(p) => p / w,
         // Both exceed 2^54 here, so dropping 10 low bits costs nothing
         // visible and leaves `whole >> 10` non-zero.
-        None => (part >> 10) * 1000 / (whole >> 10),
+        None => NonZeroU64::new(whole >> 10).map_or(0, |w| (part >> 10) * 1000 / w),
     };
     // At most 1000 because part <= whole.
     r as u32
