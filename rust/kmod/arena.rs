@@ -276,7 +276,7 @@ mod tests {
                 let align = 1usize << shift;
                 let size = 1 + (shift * 37) % 300;
                 let (p, _) = a.alloc(size, align, u64::MAX)?;
-                assert_eq!(addr(&a, p)? % align, 0);
+                assert_eq!(addr(&a, p)? & (align - 1), 0);
                 let tag = round.wrapping_mul(16).wrapping_add(shift as u8);
                 a.with_bytes(p, size, |m| m.fill(tag))?;
                 live.push((p, size, tag), GFP_KERNEL)?;

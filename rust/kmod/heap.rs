@@ -769,7 +769,7 @@ mod tests {
 
         /// A value in `0..n`, `n > 0`.
         fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
+            self.next().checked_rem(n).unwrap_or(0)
         }
     }
 

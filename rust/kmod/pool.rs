@@ -23,7 +23,7 @@ use crate::{
         buddy::{Buddy, BuddyError, BuddyStats, CheckReport, PageMeta, PageState, CHUNK_PAGES, MAX_ORDER, NR_ORDERS},
         frag::FragReport,
     },
-    sys::{self, CpuGuard, PerCpu},
+    sys::{self, PerCpu},
 };
 use core::{
     ptr::NonNull,
@@ -34,6 +34,14 @@ use kernel::{
     prelude::*,
     sync::{Arc, SpinLock},
 };
+
+/// A removed entry of the chunk table.
+const TOMBSTONE: u64 = u64::MAX;
+/// log2 of a chunk's size in bytes.
+const CHUNK_SHIFT: u32 = MAX_ORDER + PAGE_SHIFT;
+/// Bits of a chunk table entry that hold the slot + 1: the chunk number
+/// (`addr >> CHUNK_SHIFT`, 64 - CHUNK_SHIFT bits) fills the rest.
+const SLOT_BITS: u32 = CHUNK_SHIFT;
 
 /// Highest order with per-CPU lists.
 pub(crate) const PCP_MAX_ORDER: u32 = 3;
@@ -148,6 +156,12 @@ pub(crate) struct Pool {
     #[pin]
     inner: SpinLock<Inner>,
     chunk_base: KVVec<AtomicUsize>,
+    /// Open-addressing table from chunk number (`address >> CHUNK_SHIFT`:
+    /// chunks are naturally aligned in the linear map) to chunk slot: finds
+    /// a pool page from its address in O(1). Entry: `vchunk << SLOT_BITS |
+    /// slot + 1`, 0 empty, [`TOMBSTONE`] removed. Written under `inner`, read lock-free (an entry changes only
+    /// for a chunk going online or offline, which no reader can own pages of).
+    phys_slot: KVVec<AtomicU64>,
     owner: KVVec<AtomicU8>,
     pcp: PerCpu<Pcp>,
     counters: Counters,
@@ -192,6 +206,12 @@ impl Pool {
         for _ in 0..cfg.max_chunks {
             chunk_base.push(AtomicUsize::new(0), GFP_KERNEL)?;
         }
+        // At most half full, so probes stay short.
+        let table = (cfg.max_chunks as usize * 2).next_power_of_two();
+        let mut phys_slot = KVVec::with_capacity(table, GFP_KERNEL)?;
+        for _ in 0..table {
+            phys_slot.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
         let mut owner = KVVec::with_capacity(meta_len, GFP_KERNEL)?;
         for _ in 0..meta_len {
             owner.push(AtomicU8::new(0), GFP_KERNEL)?;
@@ -200,6 +220,7 @@ impl Pool {
             try_pin_init!(Pool {
                 inner <- new_spinlock!(Inner { buddy: Buddy::new(MetaVec(meta)), high_water_pages: 0 }, "rkalloc_pool"),
                 chunk_base,
+                phys_slot,
                 owner,
                 pcp: PerCpu::new(Pcp::new)?,
                 counters: Counters::default(),
@@ -231,17 +252,50 @@ impl Pool {
         NonNull::new(base.wrapping_add(off) as *mut u8).filter(|_| base != 0)
     }
 
-    /// The pfn of the pool page at `addr`, if `addr` lies in an online chunk.
+    /// The pfn of the pool page at `addr`, if `addr` lies in an online
+    /// chunk. O(1), and pure arithmetic: a chunk is a naturally aligned
+    /// block of the linear map, so `addr >> CHUNK_SHIFT` names it.
+    #[inline]
     pub(crate) fn pfn_of(&self, addr: *const u8) -> Option<u32> {
-        let a = addr as usize;
-        let chunk_bytes = (CHUNK_PAGES as usize) << PAGE_SHIFT;
-        for (i, b) in self.chunk_base.iter().enumerate() {
-            let base = b.load(Relaxed);
-            if base != 0 && a >= base && a - base < chunk_bytes {
-                return Some(((i as u32) << MAX_ORDER) | ((a - base) >> PAGE_SHIFT) as u32);
+        let vchunk = addr as u64 >> CHUNK_SHIFT;
+        let mask = self.phys_slot.len() - 1;
+        let mut i = (vchunk as usize).wrapping_mul(0x9e37_79b9) & mask;
+        for _ in 0..self.phys_slot.len() {
+            let e = self.phys_slot[i].load(Relaxed);
+            if e == 0 {
+                return None;
             }
+            if e != TOMBSTONE && e >> SLOT_BITS == vchunk {
+                let c = ((e & ((1 << SLOT_BITS) - 1)) as u32).checked_sub(1)?;
+                let off = (addr as usize) & ((1 << CHUNK_SHIFT) - 1);
+                return Some((c << MAX_ORDER) | (off >> PAGE_SHIFT) as u32);
+            }
+            i = (i + 1) & mask;
         }
         None
+    }
+
+    /// Publishes (`Some(slot)`) or withdraws the chunk at `addr` in the
+    /// chunk table. Called under `inner`.
+    fn map_chunk(&self, addr: usize, c: Option<u32>) {
+        let vchunk = addr as u64 >> CHUNK_SHIFT;
+        let mask = self.phys_slot.len() - 1;
+        let mut i = (vchunk as usize).wrapping_mul(0x9e37_79b9) & mask;
+        for _ in 0..self.phys_slot.len() {
+            let e = self.phys_slot[i].load(Relaxed);
+            match c {
+                Some(slot) if e == 0 || e == TOMBSTONE => {
+                    self.phys_slot[i].store(vchunk << SLOT_BITS | u64::from(slot + 1), Relaxed);
+                    return;
+                }
+                None if e == 0 => return,
+                None if e != TOMBSTONE && e >> SLOT_BITS == vchunk => {
+                    self.phys_slot[i].store(TOMBSTONE, Relaxed);
+                    return;
+                }
+                _ => i = (i + 1) & mask,
+            }
+        }
     }
 
     /// Takes one more chunk from the kernel. `Ok(false)` when at the cap.
@@ -254,16 +308,26 @@ impl Pool {
             self.counters.grow_failures.fetch_add(1, Relaxed);
             return Err(ENOMEM);
         };
+        if addr as usize & ((1 << CHUNK_SHIFT) - 1) != 0 {
+            // The linear map keeps physical alignment modulo 1 GiB on x86-64,
+            // so this cannot happen; refuse rather than mis-index.
+            pr_err!("pool: a MAX_ORDER block is not {}-byte aligned; not using it\n", 1u64 << CHUNK_SHIFT);
+            // SAFETY: `addr` came from `alloc_pages(MAX_ORDER)` just above.
+            unsafe { sys::free_pages(addr, MAX_ORDER) };
+            return Err(ENOMEM);
+        }
         let mut inner = self.inner.lock();
         let slot = (0..self.max_chunks).find(|&c| !inner.buddy.chunk_online(c));
         if let Some(slot) = slot {
             self.chunk_base[slot as usize].store(addr as usize, Relaxed);
+            self.map_chunk(addr as usize, Some(slot));
             if inner.buddy.add_chunk(slot).is_ok() {
                 drop(inner);
                 self.counters.chunks_grown.fetch_add(1, Relaxed);
                 return Ok(true);
             }
             self.chunk_base[slot as usize].store(0, Relaxed);
+            self.map_chunk(addr as usize, None);
         }
         // Another CPU filled the last slot meanwhile.
         drop(inner);
@@ -322,8 +386,7 @@ impl Pool {
             return Self::buddy_alloc(&mut self.inner.lock(), order);
         }
         let o = order as usize;
-        let g = CpuGuard::new();
-        self.pcp.with(&g, |p| {
+        self.pcp.with_local(|p| {
             if p.count[o] == 0 {
                 // Refill a batch; the lock nests inside the preempt-off
                 // section like the kernel's zone lock inside pcp.
@@ -363,8 +426,7 @@ impl Pool {
             return r.map_err(errno);
         }
         let o = order as usize;
-        let g = CpuGuard::new();
-        self.pcp.with(&g, |p| {
+        self.pcp.with_local(|p| {
             if p.count[o] >= PCP_HIGH[o] {
                 let mut inner = self.inner.lock();
                 for _ in 0..PCP_BATCH[o] {
@@ -384,7 +446,9 @@ impl Pool {
     /// Frees the block at `addr`; EINVAL if `addr` is not a block of this
     /// pool allocated with `order`.
     pub(crate) fn free_addr(&self, addr: *const u8, order: u32) -> Result {
-        let pfn = self.pfn_of(addr).filter(|&pfn| self.addr_of(pfn).map(|a| a.as_ptr().cast_const()) == Some(addr));
+        // A block starts on a page boundary; the owner mark checked by
+        // `free` then proves it is the head of a block of this order.
+        let pfn = self.pfn_of(addr).filter(|_| addr as usize & (PAGE_SIZE - 1) == 0);
         let Some(pfn) = pfn else {
             self.counters.bad_frees.fetch_add(1, Relaxed);
             return Err(EINVAL);
@@ -394,8 +458,7 @@ impl Pool {
 
     /// Empties this CPU's lists into the buddy. Any context.
     fn drain_local(&self) {
-        let g = CpuGuard::new();
-        self.pcp.with(&g, |p| self.drain_one(p));
+        self.pcp.with_local(|p| self.drain_one(p));
     }
 
     /// Empties every CPU's lists into the buddy. Process context.
@@ -426,6 +489,7 @@ impl Pool {
                 break;
             }
             let addr = self.chunk_base[c as usize].swap(0, Relaxed);
+            self.map_chunk(addr, None);
             drop(inner);
             // SAFETY: chunk `c` was online, so `addr` is the address of its
             // `alloc_pages(MAX_ORDER)` block; the buddy held all of it and

@@ -105,3 +105,11 @@ void rk_set_page_private(const void *addr, unsigned long v)
 	WRITE_ONCE(virt_to_page(addr)->private, v);
 }
 unsigned long rk_page_private(const void *addr) { return READ_ONCE(virt_to_page(addr)->private); }
+
+/* preempt_disable() + this_cpu_ptr() in one call: the per-CPU fast paths. */
+void *rk_get_cpu_ptr(void __percpu *ptr)
+{
+	preempt_disable();
+	return this_cpu_ptr(ptr);
+}
+void rk_put_cpu_ptr(void) { preempt_enable(); }

@@ -45,4 +45,6 @@ struct kmem_cache *rk_kmem_cache_create(const char *name, unsigned int size, uns
 void rk_kmem_cache_destroy(struct kmem_cache *s);
 void rk_set_page_private(const void *addr, unsigned long v);
 unsigned long rk_page_private(const void *addr);
+void *rk_get_cpu_ptr(void __percpu *ptr);
+void rk_put_cpu_ptr(void);
 #endif

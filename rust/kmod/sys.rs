@@ -40,6 +40,8 @@ mod shim {
         pub(super) fn rk_free_percpu(ptr: *mut c_void);
         pub(super) fn rk_per_cpu_ptr(ptr: *mut c_void, cpu: u32) -> *mut c_void;
         pub(super) fn rk_cpu_possible(cpu: u32) -> bool;
+        pub(super) fn rk_get_cpu_ptr(ptr: *mut c_void) -> *mut c_void;
+        pub(super) fn rk_put_cpu_ptr();
         pub(super) fn rk_kmem_cache_create(
             name: *const c_char,
             size: c_uint,
@@ -354,6 +356,22 @@ impl<T> PerCpu<T> {
         // is initialised (type invariant).
         let slot = unsafe { &mut *shim::rk_per_cpu_ptr(self.ptr, guard.cpu()).cast::<T>() };
         f(slot)
+    }
+
+    /// Runs `f` on the current CPU's slot with preemption disabled for its
+    /// duration: [`PerCpu::with`] in one call to C instead of three, for the
+    /// fast paths. `f` must not reach this same `PerCpu` again.
+    #[inline]
+    pub(crate) fn with_local<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: `rk_get_cpu_ptr` disables preemption and returns this
+        // CPU's slot, initialised (type invariant); the slot stays ours until
+        // `rk_put_cpu_ptr` below, as no other task runs here meanwhile and
+        // rkalloc never touches per-CPU data from interrupts.
+        let slot = unsafe { &mut *shim::rk_get_cpu_ptr(self.ptr).cast::<T>() };
+        let r = f(slot);
+        // SAFETY: pairs with the preempt_disable in `rk_get_cpu_ptr`.
+        unsafe { shim::rk_put_cpu_ptr() };
+        r
     }
 
     /// Runs `f` on `cpu`'s slot from another CPU.
