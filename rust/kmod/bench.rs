@@ -100,7 +100,7 @@ pub(crate) fn run(shared: &Shared, a: &mut uapi::rkalloc_bench) -> Result {
     );
     st.release();
     a.failures = st.failures;
-    insertion_sort(&mut times);
+    crate::sort::sort_u64(&mut times);
     let n = times.len();
     a.mean_ps = times.iter().sum::<u64>() / n as u64;
     a.min_ps = times[0];
@@ -111,20 +111,6 @@ pub(crate) fn run(shared: &Shared, a: &mut uapi::rkalloc_bench) -> Result {
         return Err(ENOMEM);
     }
     Ok(())
-}
-
-/// Sorts the samples (at most `RKALLOC_MAX_SAMPLES`, so O(n^2) is fine).
-/// core's `sort_unstable` trips objtool's control-flow checks in modules.
-fn insertion_sort(v: &mut [u64]) {
-    for i in 1..v.len() {
-        let x = v[i];
-        let mut j = i;
-        while j > 0 && v[j - 1] > x {
-            v[j] = v[j - 1];
-            j -= 1;
-        }
-        v[j] = x;
-    }
 }
 
 /// Another online CPU than the current one.

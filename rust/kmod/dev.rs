@@ -578,7 +578,7 @@ impl RkDevice {
         }
         let mut sorted = KVec::with_capacity(n, GFP_KERNEL)?;
         sorted.extend_from_slice(&handles, GFP_KERNEL)?;
-        sorted.sort_unstable();
+        crate::sort::sort_u64(&mut sorted);
         if sorted.windows(2).any(|w| w[0] == w[1]) {
             return Err(EINVAL);
         }

@@ -34,6 +34,7 @@ use crate::{
         frag::FragReport,
         heap::{max_alloc_in, Heap, HeapError, HeapFlags, HeapStats, Policy, Ptr},
     },
+    sys::euclean,
     uapi,
 };
 use core::{
@@ -49,12 +50,6 @@ use kernel::{
 
 /// Largest heap (and arena) allocation: `RKALLOC_MAX_HEAP_ALLOC`.
 pub(crate) const MAX_ALLOC: usize = uapi::RKALLOC_MAX_HEAP_ALLOC as usize;
-
-/// `EUCLEAN`, "structure needs cleaning": a heap found its metadata
-/// damaged. The kernel crate declares no constant for this errno.
-pub(crate) fn euclean() -> Error {
-    Error::from_errno(-(kernel::bindings::EUCLEAN as i32))
-}
 
 /// Smallest region a heap or arena grows by: 64 KiB.
 pub(crate) const MIN_GROW_ORDER: u32 = 4;

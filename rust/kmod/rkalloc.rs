@@ -30,6 +30,7 @@ mod registry;
 // use are not dead code here (nor `unreachable_pub`).
 pub mod rkcore;
 mod slab;
+mod sort;
 mod sys;
 mod uapi;
 
