@@ -11,12 +11,16 @@
 //!   ([`Slab`]). Slabs sit on a partial, a full and an empty list under the
 //!   cache's spinlock; up to [`Cache::keep_empty`] empty slabs stay, the rest
 //!   go back to the pool at once, and [`Cache::shrink`] releases them all.
-//! - **The fast path** is a per-CPU array of object pointers (Bonwick's
-//!   magazine, SLAB's `array_cache`, SLUB's sheaf): an alloc pops, a free
-//!   pushes, with preemption disabled and no shared lock or atomic RMW. The
-//!   slow path refills or flushes `batch` objects at a time under the lock.
-//!   Objects are not tied to a CPU: a free on another CPU lands on that
-//!   CPU's array and, when flushed, in its slab.
+//! - **The fast path** is Bonwick's magazine layer (SLUB's sheaves and
+//!   barn in 7.x): each CPU has a loaded and a spare magazine, a stack of
+//!   object pointers. An alloc pops, a free pushes, with preemption
+//!   disabled and no shared lock or atomic RMW. When both magazines are
+//!   empty (or full) the CPU trades one, under the cache's lock, for a full
+//!   (or empty) one of the cache's depot, the barn; only when the barn has
+//!   none does it refill a magazine from the slabs (or flush one to them).
+//!   So a working set of up to `BARN_MAX` magazines moves between CPUs and
+//!   the barn a magazine at a time, without touching the slabs. Objects are
+//!   not tied to a CPU: a free on another CPU lands in that CPU's magazine.
 //! - **Owner lookup in O(1)**: every page of a slab carries
 //!   `descriptor | TAG_SLAB` in its `struct page`'s `private` field, which
 //!   belongs to whoever allocated the page (the pool takes its chunks from
@@ -46,9 +50,10 @@ use crate::{
 use core::{
     fmt,
     ptr::{self, NonNull},
-    sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed},
+    sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
 };
 use kernel::{
+    alloc::flags::{GFP_NOWAIT, __GFP_NOWARN},
     new_mutex, new_spinlock,
     prelude::*,
     sync::{Arc, Mutex, SpinLock},
@@ -57,10 +62,14 @@ use kernel::{
 /// Longest cache name, NUL excluded (the UAPI's `RKALLOC_NAME_LEN` - 1).
 pub(crate) const NAME_MAX: usize = 31;
 
-/// Capacity of a per-CPU array; a power of two so that indexing is a mask
-/// (no bounds check on the fast path). The limits in use stay below it.
-const AC_CAP: usize = 128;
-const AC_MASK: usize = AC_CAP - 1;
+/// Capacity of a magazine; a power of two so that indexing is a mask (no
+/// bounds check on the fast path). The sizes in use stay below it.
+const MAG_CAP: usize = 128;
+const MAG_MASK: usize = MAG_CAP - 1;
+
+/// Full and empty magazines the barn holds at most, each (SLUB's
+/// `MAX_FULL_SHEAVES`/`MAX_EMPTY_SHEAVES`).
+const BARN_MAX: usize = 10;
 
 /// Tag bits in `page->private` (descriptors are at least 8-byte aligned).
 const TAG_MASK: usize = 0b111;
@@ -79,67 +88,189 @@ fn bump(c: &AtomicU64) {
     c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
 }
 
-/// One CPU's array of free objects of one cache (a magazine).
+/// A magazine: a stack of free objects of one cache.
 ///
 /// # Invariants
 ///
-/// `count <= limit < AC_CAP`; `objs[..count]` are free objects of the
-/// cache, counted as in use by their slabs. Only the owning CPU (preemption
-/// off) or a drain of a quiescent cache touches `objs`; `count` and the
-/// counters are atomics so that statistics may read them from elsewhere.
-struct ArrayCache {
+/// `count <=` the cache's magazine size `< MAG_CAP`, and `objs[..count]`
+/// are free objects of the cache (in use as far as their slabs know). A
+/// magazine has one owner at a time: a CPU's slot (used with preemption
+/// off on that CPU) or the barn (under the cache's lock). Its fields are
+/// atomics only so that statistics may read the count from elsewhere; the
+/// owner's relaxed loads and stores compile to plain moves.
+struct Magazine {
     count: AtomicU32,
-    limit: u32,
-    batch: u32,
-    objs: [usize; AC_CAP],
-    fast_allocs: AtomicU64,
-    fast_frees: AtomicU64,
+    objs: [AtomicUsize; MAG_CAP],
 }
 
-impl ArrayCache {
-    fn new(limit: u32, batch: u32) -> Self {
+/// The magazine of CPUs without magazines yet: always empty, and never
+/// written, because such a CPU's `size` is 0.
+static NO_MAGAZINE: Magazine = Magazine::new();
+
+impl Magazine {
+    const fn new() -> Self {
         Self {
             count: AtomicU32::new(0),
-            limit,
-            batch,
-            objs: [0; AC_CAP],
-            fast_allocs: AtomicU64::new(0),
-            fast_frees: AtomicU64::new(0),
+            objs: [const { AtomicUsize::new(0) }; MAG_CAP],
         }
     }
 
     #[inline]
-    fn count(&self) -> usize {
-        self.count.load(Relaxed) as usize
+    fn count(&self) -> u32 {
+        self.count.load(Relaxed)
     }
 
-    /// Takes the most recently freed object (the cache-hot one).
+    /// Takes the most recently freed (cache-hot) object.
     #[inline]
-    fn take(&mut self) -> Option<NonNull<u8>> {
+    fn take(&self) -> Option<NonNull<u8>> {
         let n = self.count.load(Relaxed);
         if n == 0 {
             return None;
         }
         let n = n - 1;
         self.count.store(n, Relaxed);
-        NonNull::new(self.objs[n as usize & AC_MASK] as *mut u8)
+        NonNull::new(self.objs[n as usize & MAG_MASK].load(Relaxed) as *mut u8)
     }
 
-    /// Stores a free object; `false` when the array is at its limit.
+    /// Stores a free object; `false` when `size` objects are in already.
     #[inline]
-    fn put(&mut self, p: NonNull<u8>) -> bool {
+    fn put(&self, p: NonNull<u8>, size: u32) -> bool {
         let n = self.count.load(Relaxed);
-        if n >= self.limit {
+        if n >= size {
             return false;
         }
-        self.objs[n as usize & AC_MASK] = p.as_ptr() as usize;
+        self.objs[n as usize & MAG_MASK].store(p.as_ptr() as usize, Relaxed);
         self.count.store(n + 1, Relaxed);
         true
     }
 }
 
-/// SLAB's `enable_cpucache` sizes: fewer cached objects for bigger ones.
-fn array_limit(stride: usize) -> u32 {
+/// One CPU's magazines of one cache.
+///
+/// # Invariants
+///
+/// Either `size == 0` and both magazines are [`NO_MAGAZINE`], or `size` is
+/// the cache's magazine size and `main` and `spare` are two distinct live
+/// magazines of the cache (from `KBox::into_raw`) owned by this slot. A
+/// cache frees its magazines only when it is dropped.
+struct CpuCache {
+    main: *const Magazine,
+    spare: *const Magazine,
+    size: u32,
+    fast_allocs: AtomicU64,
+    fast_frees: AtomicU64,
+}
+
+// SAFETY: the magazines a slot points to are owned by that slot and used by
+// one CPU at a time (see `PerCpu`); they are plain atomics.
+unsafe impl Send for CpuCache {}
+
+impl CpuCache {
+    fn new() -> Self {
+        Self {
+            main: &NO_MAGAZINE,
+            spare: &NO_MAGAZINE,
+            size: 0,
+            fast_allocs: AtomicU64::new(0),
+            fast_frees: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    fn main(&self) -> &Magazine {
+        // SAFETY: `main` is `NO_MAGAZINE` or a live magazine of the cache,
+        // which outlives its per-CPU slots (type invariant).
+        unsafe { &*self.main }
+    }
+
+    #[inline]
+    fn spare(&self) -> &Magazine {
+        // SAFETY: as for `main`.
+        unsafe { &*self.spare }
+    }
+
+    #[inline]
+    fn take(&self) -> Option<NonNull<u8>> {
+        self.main().take()
+    }
+
+    #[inline]
+    fn put(&self, p: NonNull<u8>) -> bool {
+        self.main().put(p, self.size)
+    }
+
+    fn swap(&mut self) {
+        core::mem::swap(&mut self.main, &mut self.spare);
+    }
+
+    /// Objects held by both magazines.
+    fn cached(&self) -> usize {
+        (self.main().count() + self.spare().count()) as usize
+    }
+}
+
+/// The cache's depot of full and empty magazines (Bonwick's depot, SLUB's
+/// barn), under the cache's lock.
+///
+/// # Invariants
+///
+/// `full[..nr_full]` are full magazines, `empty[..nr_empty]` empty ones,
+/// each a live magazine of the cache owned by the barn.
+struct Barn {
+    full: [*const Magazine; BARN_MAX],
+    nr_full: usize,
+    empty: [*const Magazine; BARN_MAX],
+    nr_empty: usize,
+}
+
+impl Barn {
+    const fn new() -> Self {
+        Self {
+            full: [ptr::null(); BARN_MAX],
+            nr_full: 0,
+            empty: [ptr::null(); BARN_MAX],
+            nr_empty: 0,
+        }
+    }
+
+    fn pop_full(&mut self) -> Option<*const Magazine> {
+        self.nr_full = self.nr_full.checked_sub(1)?;
+        self.full.get(self.nr_full).copied()
+    }
+
+    fn pop_empty(&mut self) -> Option<*const Magazine> {
+        self.nr_empty = self.nr_empty.checked_sub(1)?;
+        self.empty.get(self.nr_empty).copied()
+    }
+
+    /// Stores full magazine `m`; gives it back when the barn is full.
+    fn push_full(&mut self, m: *const Magazine) -> core::result::Result<(), *const Magazine> {
+        let slot = self.full.get_mut(self.nr_full).ok_or(m)?;
+        *slot = m;
+        self.nr_full += 1;
+        Ok(())
+    }
+
+    /// Stores empty magazine `m`; gives it back when the barn is full.
+    fn push_empty(&mut self, m: *const Magazine) -> core::result::Result<(), *const Magazine> {
+        let slot = self.empty.get_mut(self.nr_empty).ok_or(m)?;
+        *slot = m;
+        self.nr_empty += 1;
+        Ok(())
+    }
+
+    /// Objects in the full magazines.
+    fn objects(&self) -> usize {
+        self.full.iter().take(self.nr_full).map(|&m| {
+            // SAFETY: the barn's magazines are live (type invariant).
+            unsafe { (*m).count() as usize }
+        }).sum()
+    }
+}
+
+/// Objects per magazine, SLAB's `enable_cpucache` limits: fewer for bigger
+/// objects.
+fn magazine_size(stride: usize) -> u32 {
     match stride {
         s if s > PAGE_SIZE => 8,
         s if s > 1024 => 24,
@@ -258,12 +389,15 @@ impl SlabList {
 ///   and stays live until `Cache::release` unlinks and frees it.
 /// - Every page of a linked slab has `page->private == slab | TAG_SLAB`.
 /// - `inuse` is the sum of the slabs' `state.inuse()`: live objects plus
-///   the free ones parked on per-CPU arrays.
+///   the free ones parked in magazines.
+/// - `magazines` counts the cache's live magazines (per-CPU and barn).
 struct Lists {
     partial: SlabList,
     full: SlabList,
     empty: SlabList,
     inuse: usize,
+    barn: Barn,
+    magazines: usize,
 }
 
 // SAFETY: the descriptors the lists point to are owned by the cache and
@@ -328,8 +462,12 @@ impl Lists {
 struct Counters {
     slow_allocs: AtomicU64,
     slow_frees: AtomicU64,
+    /// Magazines filled from the slabs.
     refills: AtomicU64,
+    /// Magazines emptied into the slabs.
     flushes: AtomicU64,
+    /// Magazines traded with the barn.
+    exchanges: AtomicU64,
     slabs_allocated: AtomicU64,
     slabs_freed: AtomicU64,
     violations: AtomicU64,
@@ -347,8 +485,9 @@ pub(crate) struct CacheStats {
     pub(crate) waste_per_slab: usize,
     /// Descriptor plus in-slab bitmap, per slab.
     pub(crate) metadata_per_slab: usize,
-    pub(crate) limit: u32,
-    pub(crate) batch: u32,
+    /// Objects per magazine (0: no magazines, a debug cache).
+    pub(crate) magazine_size: u32,
+    pub(crate) magazines: usize,
     pub(crate) nr_slabs: usize,
     /// Slabs with at least one object in use.
     pub(crate) active_slabs: usize,
@@ -356,7 +495,10 @@ pub(crate) struct CacheStats {
     /// Objects in use, those parked on per-CPU arrays included (as SLUB
     /// counts its per-CPU slabs and sheaves).
     pub(crate) active_objs: usize,
+    /// Free objects in the CPUs' magazines.
     pub(crate) cpu_cached: usize,
+    /// Free objects in the barn's full magazines.
+    pub(crate) barn_cached: usize,
     pub(crate) quarantined_objs: usize,
     pub(crate) fast_allocs: u64,
     pub(crate) fast_frees: u64,
@@ -364,6 +506,7 @@ pub(crate) struct CacheStats {
     pub(crate) slow_frees: u64,
     pub(crate) refills: u64,
     pub(crate) flushes: u64,
+    pub(crate) exchanges: u64,
     pub(crate) slabs_allocated: u64,
     pub(crate) slabs_freed: u64,
     pub(crate) violations: u64,
@@ -399,7 +542,11 @@ pub(crate) struct Cache {
     pool: Arc<Pool>,
     #[pin]
     lists: SpinLock<Lists>,
-    pcpu: PerCpu<ArrayCache>,
+    pcpu: PerCpu<CpuCache>,
+    /// Objects per magazine.
+    mag_size: u32,
+    /// Most magazines the cache may hold: two per CPU and a full barn.
+    max_magazines: usize,
     counters: Counters,
     /// The registry listing this cache, if any.
     registry: Option<Arc<Registry>>,
@@ -442,8 +589,7 @@ impl Cache {
         // Outside the initialiser: in there, `name` is the field already
         // written.
         let name_len = name.len();
-        let limit = array_limit(layout.stride());
-        let batch = limit.div_ceil(2);
+        let mag_size = magazine_size(layout.stride());
         // SLUB's min_partial: clamp(ilog2(size) / 2, 5, 10).
         let keep_empty = ((usize::BITS - 1 - layout.stride().leading_zeros()) / 2).clamp(5, 10) as usize;
         let cache = Arc::pin_init(
@@ -461,10 +607,14 @@ impl Cache {
                         full: SlabList::new(),
                         empty: SlabList::new(),
                         inuse: 0,
+                        barn: Barn::new(),
+                        magazines: 0,
                     },
                     "rkalloc_slab_cache"
                 ),
-                pcpu: PerCpu::new(|| ArrayCache::new(limit, batch))?,
+                pcpu: PerCpu::new(CpuCache::new)?,
+                mag_size,
+                max_magazines: 2 * (sys::nr_cpu_ids() as usize + BARN_MAX),
                 counters: Counters::default(),
                 registry: registry.cloned(),
                 class_of,
@@ -492,9 +642,13 @@ impl Cache {
         self.layout.obj_size()
     }
 
-    /// Kernel memory a cache costs besides its slabs (for per-fd caps).
+    /// Kernel memory a cache may cost besides its slabs (for per-fd caps):
+    /// itself, its per-CPU slots and all the magazines it may hold.
     pub(crate) fn footprint() -> usize {
-        core::mem::size_of::<Cache>() + sys::nr_cpu_ids() as usize * core::mem::size_of::<ArrayCache>()
+        let cpus = sys::nr_cpu_ids() as usize;
+        core::mem::size_of::<Cache>()
+            + cpus * core::mem::size_of::<CpuCache>()
+            + 2 * (cpus + BARN_MAX) * core::mem::size_of::<Magazine>()
     }
 
     /// Allocates one object. May sleep (the pool may grow); ENOMEM when
@@ -503,10 +657,10 @@ impl Cache {
     pub(crate) fn alloc(&self) -> Result<NonNull<u8>> {
         if !self.debug {
             let g = CpuGuard::new();
-            let p = self.pcpu.with(&g, |ac| {
-                let p = ac.take();
+            let p = self.pcpu.with(&g, |cc| {
+                let p = cc.take();
                 if p.is_some() {
-                    bump(&ac.fast_allocs);
+                    bump(&cc.fast_allocs);
                 }
                 p
             });
@@ -527,10 +681,10 @@ impl Cache {
     pub(crate) fn free(&self, p: NonNull<u8>) -> Result {
         if !self.debug {
             let g = CpuGuard::new();
-            let done = self.pcpu.with(&g, |ac| {
-                let done = ac.put(p);
+            let done = self.pcpu.with(&g, |cc| {
+                let done = cc.put(p);
                 if done {
-                    bump(&ac.fast_frees);
+                    bump(&cc.fast_frees);
                 }
                 done
             });
@@ -736,23 +890,75 @@ impl Cache {
         r.map_err(|_| EINVAL)
     }
 
-    /// Flushes the `n` oldest objects of `ac` to their slabs.
-    fn flush_locked(&self, l: &mut Lists, ac: &mut ArrayCache, n: usize) {
-        let count = ac.count().min(AC_CAP);
-        let n = n.min(count);
-        if n == 0 {
+    /// Empties magazine `m` into the slabs.
+    fn flush_locked(&self, l: &mut Lists, m: &Magazine) {
+        if m.count() == 0 {
             return;
         }
         let mut hint = ptr::null_mut();
-        for i in 0..n {
-            if let Some(p) = NonNull::new(ac.objs[i] as *mut u8) {
-                let _ = self.put_locked(l, p, &mut hint);
-            }
+        while let Some(p) = m.take() {
+            let _ = self.put_locked(l, p, &mut hint);
         }
-        // Keep the most recently freed (cache-hot) objects.
-        ac.objs.copy_within(n..count, 0);
-        ac.count.store((count - n) as u32, Relaxed);
         self.counters.flushes.fetch_add(1, Relaxed);
+    }
+
+    /// Fills magazine `m` (of this cache) from the slabs; the objects taken.
+    fn refill_locked(&self, l: &mut Lists, m: &Magazine) -> usize {
+        let want = self.mag_size.saturating_sub(m.count()) as usize;
+        let got = self.take_locked(l, want, |p| m.put(p, self.mag_size));
+        if got != 0 {
+            self.counters.refills.fetch_add(1, Relaxed);
+        }
+        got
+    }
+
+    /// A fresh empty magazine, if the cache may have one more: never sleeps.
+    fn new_magazine(&self, l: &mut Lists) -> Option<*const Magazine> {
+        if l.magazines >= self.max_magazines {
+            return None;
+        }
+        let m = KBox::new(Magazine::new(), GFP_NOWAIT | __GFP_NOWARN).ok()?;
+        l.magazines += 1;
+        Some(KBox::into_raw(m).cast_const())
+    }
+
+    /// An empty magazine from the barn, or a fresh one.
+    fn empty_magazine(&self, l: &mut Lists) -> Option<*const Magazine> {
+        l.barn.pop_empty().or_else(|| self.new_magazine(l))
+    }
+
+    /// Frees a magazine that nothing references any more.
+    ///
+    /// # Safety
+    ///
+    /// `m` is an empty, live magazine of this cache, owned by the caller.
+    unsafe fn free_magazine(&self, l: &mut Lists, m: *const Magazine) {
+        // SAFETY: `m` came from `KBox::into_raw` in `new_magazine` and the
+        // caller hands over the only reference.
+        drop(unsafe { KBox::from_raw(m.cast_mut()) });
+        l.magazines -= 1;
+    }
+
+    /// Gives a CPU without magazines its two; `false` when none can be had.
+    fn attach_locked(&self, l: &mut Lists, cc: &mut CpuCache) -> bool {
+        if cc.size != 0 {
+            return true;
+        }
+        let Some(a) = self.empty_magazine(l) else {
+            return false;
+        };
+        let Some(b) = self.empty_magazine(l) else {
+            if let Err(a) = l.barn.push_empty(a) {
+                // SAFETY: `a` is empty and ours alone.
+                unsafe { self.free_magazine(l, a) };
+            }
+            return false;
+        };
+        // INVARIANT: two distinct live magazines, and the cache's size.
+        cc.main = a;
+        cc.spare = b;
+        cc.size = self.mag_size;
+        true
     }
 
     #[cold]
@@ -760,41 +966,68 @@ impl Cache {
         if self.debug {
             return self.alloc_debug();
         }
-        // Refill from the slabs we have.
-        let g = CpuGuard::new();
-        let p = self.pcpu.with(&g, |ac| {
-            if let Some(p) = ac.take() {
+        let mut grown = None;
+        loop {
+            let g = CpuGuard::new();
+            let p = self.pcpu.with(&g, |cc| self.alloc_refill(cc, grown.take()));
+            drop(g);
+            if let Some(p) = p {
+                self.counters.slow_allocs.fetch_add(1, Relaxed);
+                return Ok(p);
+            }
+            if grown.is_some() {
+                // A fresh slab made no object: cannot happen, but never loop.
+                return Err(ENOMEM);
+            }
+            // None free anywhere: grow by a slab outside any lock (the pool
+            // may sleep), then refill from it.
+            grown = Some(self.new_slab()?);
+        }
+    }
+
+    /// The alloc slow path on this CPU: the spare magazine, a full one from
+    /// the barn, or a refill from the slabs (`grown`, a fresh slab, joins
+    /// them first).
+    fn alloc_refill(&self, cc: &mut CpuCache, grown: Option<*mut Slab>) -> Option<NonNull<u8>> {
+        if grown.is_none() {
+            // Preempted and migrated since the fast path, or the spare has
+            // objects: no lock needed.
+            if let Some(p) = cc.take() {
                 return Some(p);
             }
-            let mut l = self.lists.lock();
-            let want = ac.batch as usize;
-            if self.take_locked(&mut l, want, |p| ac.put(p)) != 0 {
-                self.counters.refills.fetch_add(1, Relaxed);
+            if cc.spare().count() != 0 {
+                cc.swap();
+                return cc.take();
             }
-            ac.take()
-        });
-        drop(g);
-        if let Some(p) = p {
-            self.counters.slow_allocs.fetch_add(1, Relaxed);
-            return Ok(p);
         }
-        // None free anywhere: grow by one slab, outside any lock (the pool
-        // may sleep), then refill from it.
-        let s = self.new_slab()?;
-        let g = CpuGuard::new();
-        let p = self.pcpu.with(&g, |ac| {
-            let mut l = self.lists.lock();
-            // SAFETY: `s` is a fresh descriptor of this cache on no list.
+        let mut l = self.lists.lock();
+        if let Some(s) = grown {
+            // SAFETY: a fresh descriptor of this cache on no list.
             unsafe { l.relist(s) };
-            let want = ac.batch as usize;
-            if self.take_locked(&mut l, want, |p| ac.put(p)) != 0 {
-                self.counters.refills.fetch_add(1, Relaxed);
+        }
+        if !self.attach_locked(&mut l, cc) {
+            // No magazine to be had: hand out one object straight away.
+            let mut got = None;
+            self.take_locked(&mut l, 1, |p| {
+                got = Some(p);
+                true
+            });
+            return got;
+        }
+        if cc.main().count() == 0 {
+            if let Some(full) = l.barn.pop_full() {
+                // Trade the empty magazine for a full one.
+                let empty = core::mem::replace(&mut cc.main, full);
+                if let Err(m) = l.barn.push_empty(empty) {
+                    // SAFETY: `m` is empty and no longer referenced.
+                    unsafe { self.free_magazine(&mut l, m) };
+                }
+                self.counters.exchanges.fetch_add(1, Relaxed);
+                return cc.take();
             }
-            ac.take()
-        });
-        drop(g);
-        self.counters.slow_allocs.fetch_add(1, Relaxed);
-        p.ok_or(ENOMEM)
+        }
+        self.refill_locked(&mut l, cc.main());
+        cc.take()
     }
 
     fn alloc_debug(&self) -> Result<NonNull<u8>> {
@@ -833,18 +1066,49 @@ impl Cache {
             return r;
         }
         let g = CpuGuard::new();
-        self.pcpu.with(&g, |ac| {
-            if !ac.put(p) {
-                let mut l = self.lists.lock();
-                let batch = ac.batch as usize;
-                self.flush_locked(&mut l, ac, batch);
-                self.trim_locked(&mut l);
-                drop(l);
-                // The flush made room: `batch` >= 1.
-                let _ = ac.put(p);
-            }
-        });
+        self.pcpu.with(&g, |cc| self.free_flush(cc, p));
         Ok(())
+    }
+
+    /// The free slow path on this CPU: the main magazine is full. Swap in
+    /// an empty spare, or trade the full spare for an empty magazine of the
+    /// barn, or (barn full) empty the spare into the slabs.
+    fn free_flush(&self, cc: &mut CpuCache, p: NonNull<u8>) {
+        // Migrated since the fast path, or the spare is empty: no lock.
+        if cc.put(p) {
+            return;
+        }
+        if cc.size != 0 && cc.spare().count() == 0 {
+            cc.swap();
+            let _ = cc.put(p);
+            return;
+        }
+        let mut l = self.lists.lock();
+        if !self.attach_locked(&mut l, cc) {
+            // No magazine to be had: straight back to the slab.
+            let mut hint = ptr::null_mut();
+            let _ = self.put_locked(&mut l, p, &mut hint);
+            self.trim_locked(&mut l);
+            return;
+        }
+        if cc.put(p) {
+            return;
+        }
+        if l.barn.nr_full < BARN_MAX {
+            if let Some(empty) = self.empty_magazine(&mut l) {
+                let full = core::mem::replace(&mut cc.spare, empty);
+                // Room was checked above.
+                let _ = l.barn.push_full(full);
+                cc.swap();
+                let _ = cc.put(p);
+                self.counters.exchanges.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        self.flush_locked(&mut l, cc.spare());
+        self.trim_locked(&mut l);
+        cc.swap();
+        let _ = cc.put(p);
     }
 
     fn invalid_free<T>(&self) -> Result<T> {
@@ -956,24 +1220,40 @@ impl Cache {
         if self.debug {
             return;
         }
-        self.pcpu.for_each_cpu(|ac| {
+        self.pcpu.for_each_cpu(|cc| {
             let mut l = self.lists.lock();
-            let n = ac.count();
-            self.flush_locked(&mut l, ac, n);
+            self.flush_locked(&mut l, cc.main());
+            self.flush_locked(&mut l, cc.spare());
         });
     }
 
-    /// Drains the per-CPU arrays and gives every empty slab back to the
-    /// pool. Returns the pages released. Process context (sleeps).
+    /// Empties the barn's full magazines into the slabs; they join its
+    /// empty ones (or are freed when those are at their maximum).
+    fn drain_barn_locked(&self, l: &mut Lists) {
+        while let Some(m) = l.barn.pop_full() {
+            // SAFETY: the barn's magazines are live (invariant of `Barn`).
+            self.flush_locked(l, unsafe { &*m });
+            if let Err(m) = l.barn.push_empty(m) {
+                // SAFETY: just emptied, and no longer referenced.
+                unsafe { self.free_magazine(l, m) };
+            }
+        }
+    }
+
+    /// Drains the per-CPU magazines and the barn and gives every empty
+    /// slab back to the pool. Returns the pages released. Process context
+    /// (it sleeps, running on every CPU in turn).
     pub(crate) fn shrink(&self) -> usize {
         self.drain_cpus();
         self.release_empty()
     }
 
-    /// Gives every empty slab back without draining the per-CPU arrays;
-    /// never sleeps, so a shrinker's scan may call it. Returns pages.
+    /// Empties the barn and gives every empty slab back, but leaves the
+    /// CPUs' magazines alone; never sleeps, so a shrinker's scan may call
+    /// it. Returns the pages released.
     pub(crate) fn release_empty(&self) -> usize {
         let mut l = self.lists.lock();
+        self.drain_barn_locked(&mut l);
         let mut pages = 0;
         while !l.empty.head.is_null() {
             let s = l.empty.head;
@@ -983,7 +1263,7 @@ impl Cache {
         pages
     }
 
-    /// Destroys the cache's contents: drains the per-CPU arrays and, if no
+    /// Destroys the cache's contents: drains the magazines and, if no
     /// object is live, gives every slab back (quarantined objects too).
     /// EBUSY while objects are live; under `DEBUG_CHECKS` each leaked
     /// object is reported, as SLUB's `kmem_cache_destroy` does.
@@ -993,6 +1273,7 @@ impl Cache {
     pub(crate) fn destroy(&self) -> Result {
         self.drain_cpus();
         let mut l = self.lists.lock();
+        self.drain_barn_locked(&mut l);
         if l.inuse != 0 {
             if self.layout.flags().contains(Flags::DEBUG_CHECKS) {
                 self.report_leaks(&l);
@@ -1060,17 +1341,18 @@ impl Cache {
     pub(crate) fn stats(&self) -> CacheStats {
         let (mut fast_allocs, mut fast_frees, mut cpu_cached) = (0, 0, 0);
         for cpu in 0..sys::nr_cpu_ids() {
-            // SAFETY: only atomics are read; a racing update gives a stale
-            // but whole figure.
+            // SAFETY: only atomics are read, from magazines that live as
+            // long as the cache; a racing update gives a stale but whole
+            // figure.
             unsafe {
-                self.pcpu.with_remote(cpu, |ac| {
-                    fast_allocs += ac.fast_allocs.load(Relaxed);
-                    fast_frees += ac.fast_frees.load(Relaxed);
-                    cpu_cached += ac.count();
+                self.pcpu.with_remote(cpu, |cc| {
+                    fast_allocs += cc.fast_allocs.load(Relaxed);
+                    fast_frees += cc.fast_frees.load(Relaxed);
+                    cpu_cached += cc.cached();
                 })
             };
         }
-        let (nr_slabs, empty_slabs, active_objs, active_slabs, quarantined_objs) = {
+        let (nr_slabs, empty_slabs, active_objs, active_slabs, quarantined_objs, barn_cached, magazines) = {
             let l = self.lists.lock();
             let mut active = 0;
             let mut quarantined = 0;
@@ -1080,7 +1362,7 @@ impl Cache {
                 }
                 quarantined += s.state.leaked();
             });
-            (l.nr_slabs(), l.empty.len, l.inuse, active, quarantined)
+            (l.nr_slabs(), l.empty.len, l.inuse, active, quarantined, l.barn.objects(), l.magazines)
         };
         let c = &self.counters;
         CacheStats {
@@ -1092,13 +1374,14 @@ impl Cache {
             objects_per_slab: self.layout.objects_per_slab(),
             waste_per_slab: self.layout.waste_per_slab(),
             metadata_per_slab: core::mem::size_of::<Slab>() + self.layout.metadata_bytes_per_slab(),
-            limit: if self.debug { 0 } else { array_limit(self.layout.stride()) },
-            batch: if self.debug { 0 } else { array_limit(self.layout.stride()).div_ceil(2) },
+            magazine_size: if self.debug { 0 } else { self.mag_size },
+            magazines,
             nr_slabs,
             active_slabs,
             empty_slabs,
             active_objs,
             cpu_cached,
+            barn_cached,
             quarantined_objs,
             fast_allocs,
             fast_frees,
@@ -1106,6 +1389,7 @@ impl Cache {
             slow_frees: c.slow_frees.load(Relaxed),
             refills: c.refills.load(Relaxed),
             flushes: c.flushes.load(Relaxed),
+            exchanges: c.exchanges.load(Relaxed),
             slabs_allocated: c.slabs_allocated.load(Relaxed),
             slabs_freed: c.slabs_freed.load(Relaxed),
             violations: c.violations.load(Relaxed),
@@ -1115,6 +1399,10 @@ impl Cache {
 
     /// The `/proc/slabinfo` 2.1 line of this cache (`cache_show` in
     /// mm/slab_common.c), `objsize` being the stride as SLUB's `s->size`.
+    /// The tunables are SLAB's, which had the same layers: `limit` and
+    /// `batchcount` are the magazine size (the per-CPU unit of transfer),
+    /// `sharedfactor` the barn's magazines and `sharedavail` the objects in
+    /// it.
     pub(crate) fn slabinfo_line(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = self.stats();
         let num_objs = st.nr_slabs * st.objects_per_slab;
@@ -1127,12 +1415,12 @@ impl Cache {
             st.stride,
             st.objects_per_slab,
             1u32 << st.order,
-            st.limit,
-            st.batch,
-            0,
+            st.magazine_size,
+            st.magazine_size,
+            if st.magazine_size == 0 { 0 } else { BARN_MAX },
             st.active_slabs,
             st.nr_slabs,
-            0
+            st.barn_cached
         )
     }
 
@@ -1143,9 +1431,10 @@ impl Cache {
         writeln!(
             f,
             "{} object_size={} stride={} align={} flags={:#x} order={} objects_per_slab={} waste_per_slab={} \
-             waste_per_object={}.{:03} metadata_per_slab={} limit={} batch={} slabs={} active_slabs={} empty_slabs={} \
-             active_objs={} cpu_cached={} quarantined={} fast_allocs={} fast_frees={} slow_allocs={} slow_frees={} \
-             refills={} flushes={} slabs_allocated={} slabs_freed={} violations={} leaks_reported={}",
+             waste_per_object={}.{:03} metadata_per_slab={} magazine_size={} magazines={} slabs={} active_slabs={} \
+             empty_slabs={} active_objs={} cpu_cached={} barn_cached={} quarantined={} fast_allocs={} fast_frees={} \
+             slow_allocs={} slow_frees={} refills={} flushes={} exchanges={} slabs_allocated={} slabs_freed={} \
+             violations={} leaks_reported={}",
             self.name(),
             s.obj_size,
             s.stride,
@@ -1157,13 +1446,14 @@ impl Cache {
             w / 1000,
             w % 1000,
             s.metadata_per_slab,
-            s.limit,
-            s.batch,
+            s.magazine_size,
+            s.magazines,
             s.nr_slabs,
             s.active_slabs,
             s.empty_slabs,
             s.active_objs,
             s.cpu_cached,
+            s.barn_cached,
             s.quarantined_objs,
             s.fast_allocs,
             s.fast_frees,
@@ -1171,6 +1461,7 @@ impl Cache {
             s.slow_frees,
             s.refills,
             s.flushes,
+            s.exchanges,
             s.slabs_allocated,
             s.slabs_freed,
             s.violations,
@@ -1185,19 +1476,29 @@ impl PinnedDrop for Cache {
         if let Some(r) = &self.registry {
             r.remove(&self);
         }
-        // The last reference is gone, so no CPU uses the arrays: drain them
-        // from here.
+        // The last reference is gone, so no CPU uses the magazines: empty
+        // and free them from here.
         let mut l = self.lists.lock();
-        if !self.debug {
-            for cpu in 0..sys::nr_cpu_ids() {
-                // SAFETY: the cache is being dropped, hence quiescent.
-                unsafe {
-                    self.pcpu.with_remote(cpu, |ac| {
-                        let n = ac.count();
-                        self.flush_locked(&mut l, ac, n);
-                    })
-                };
-            }
+        for cpu in 0..sys::nr_cpu_ids() {
+            // SAFETY: the cache is being dropped, hence quiescent.
+            unsafe {
+                self.pcpu.with_remote(cpu, |cc| {
+                    if cc.size != 0 {
+                        self.flush_locked(&mut l, cc.main());
+                        self.flush_locked(&mut l, cc.spare());
+                        self.free_magazine(&mut l, cc.main);
+                        self.free_magazine(&mut l, cc.spare);
+                        cc.main = &NO_MAGAZINE;
+                        cc.spare = &NO_MAGAZINE;
+                        cc.size = 0;
+                    }
+                })
+            };
+        }
+        self.drain_barn_locked(&mut l);
+        while let Some(m) = l.barn.pop_empty() {
+            // SAFETY: the barn's empty magazines are live and only its own.
+            unsafe { self.free_magazine(&mut l, m) };
         }
         let mut lost = 0;
         for list in [Which::Partial, Which::Full, Which::Empty] {
@@ -1784,7 +2085,8 @@ mod tests {
             let st = c.stats();
             if flags == Flags::empty() {
                 assert!(st.fast_frees > before);
-                assert!(st.flushes > 0);
+                // More than two magazines' worth: some went to the barn.
+                assert!(st.exchanges > 0);
             }
             assert_eq!(st.violations, 0);
             // The far CPU now reuses what was freed there.
@@ -1846,32 +2148,43 @@ mod tests {
         Ok(())
     }
 
-    /// Empty slabs beyond a few go back to the pool as soon as they empty;
-    /// shrink returns the rest, per-CPU arrays included.
+    /// Objects beyond what the magazines and the barn hold go back to their
+    /// slabs, and empty slabs beyond a few go back to the pool at once;
+    /// shrink returns the rest, magazines and barn included.
     #[test]
     fn empty_slabs_return_to_the_pool() -> Result {
         let p = pool(4)?;
         let c = Cache::new(&p, b"test-empty", 512, 8, Flags::empty())?;
         let per = c.layout().objects_per_slab();
-        let n = per * 40;
+        let n = per * 100;
         let mut objs = KVec::from_elem(ptr::null_mut::<u8>(), n, GFP_KERNEL)?;
         c.alloc_bulk(&mut objs)?;
         let st = c.stats();
-        assert!(st.nr_slabs >= 40);
+        assert!(st.nr_slabs >= 100);
         assert_eq!(st.slabs_allocated as usize, st.nr_slabs);
         c.free_bulk(&objs)?;
         let st = c.stats();
-        // Every object in use now sits on a per-CPU array, and only the
-        // slabs those pin, plus a few empty ones, are left.
-        assert_eq!(st.active_objs, st.cpu_cached);
+        let cached = st.cpu_cached + st.barn_cached;
+        // Every object in use now sits in a magazine, at most two per CPU
+        // and a full barn; only the slabs those pin, plus a few empty ones,
+        // are left.
+        let most = (2 * sys::nr_cpu_ids() as usize + BARN_MAX) * st.magazine_size as usize;
+        assert!(cached <= most);
+        assert!(st.barn_cached > 0);
+        assert_eq!(st.active_objs, cached);
         assert!(st.empty_slabs <= c.keep_empty);
-        assert!(st.nr_slabs - st.empty_slabs <= st.cpu_cached);
-        assert!(st.slabs_freed as usize + c.keep_empty + st.cpu_cached >= st.slabs_allocated as usize);
+        assert!(st.nr_slabs - st.empty_slabs <= cached);
+        assert!(st.slabs_freed as usize + c.keep_empty + cached >= st.slabs_allocated as usize);
         assert!(st.slabs_freed > 0);
+        // The shrinker's part alone: the barn empties, the CPUs keep theirs.
+        c.release_empty();
+        let st = c.stats();
+        assert_eq!((st.barn_cached, st.empty_slabs), (0, 0));
+        assert_eq!(st.active_objs, st.cpu_cached);
         let pages = c.shrink();
         assert!(pages > 0);
         let st = c.stats();
-        assert_eq!((st.nr_slabs, st.cpu_cached, st.active_objs), (0, 0, 0));
+        assert_eq!((st.nr_slabs, st.cpu_cached, st.barn_cached, st.active_objs), (0, 0, 0, 0));
         assert_eq!(st.slabs_allocated, st.slabs_freed);
         assert_eq!(used_pages(&p), 0);
         Ok(())
