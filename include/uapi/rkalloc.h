@@ -297,6 +297,99 @@ struct rkalloc_bench {
 	__u64 failures;		/* out */
 };
 
+/*
+ * RKALLOC_IOC_REPLAY: replay an allocation trace against one allocator in
+ * the kernel (rkctl replay). ops points to count struct rkalloc_trace_op:
+ * RKALLOC_TRACE_ALLOC allocates size bytes (1..RKALLOC_MAX_REPLAY_SIZE) under
+ * the name id; RKALLOC_TRACE_FREE frees the live allocation named id (size
+ * must be 0). Ids are 0..max_id-1 and may be reused once freed. What is
+ * still live at the end is freed after the timing.
+ *
+ * The whole trace is copied in and checked before anything runs, so a bad
+ * trace changes nothing:
+ *  E2BIG   count > RKALLOC_MAX_REPLAY_OPS
+ *  EINVAL  count or max_id 0, max_id > RKALLOC_MAX_REPLAY_OPS, non-zero
+ *          reserved, an op code that is neither ALLOC nor FREE, an id >=
+ *          max_id, an ALLOC of a live id, a FREE of an id not live, a FREE
+ *          with a size, an ALLOC of 0 or more than RKALLOC_MAX_REPLAY_SIZE
+ *          bytes; an unknown allocator, or one that cannot serve the
+ *          trace's largest size (rkctl reports it as "cannot serve")
+ *  ENOMEM  the trace's peak of live requested bytes is above the per-fd
+ *          cap, or no kernel memory for the copy of the trace
+ * An allocation the allocator refuses during the run is counted in
+ * failures (its later FREE is skipped); the call still returns 0.
+ *
+ * Outputs. "At peak" is just after the first op at which the live requested
+ * bytes reach their maximum, peak_live_bytes. total_ns is the time of the
+ * ops alone (ktime; the sample at the peak and the final frees are not
+ * timed). With RKALLOC_REPLAY_OWN_FRAG set in flags, the figures at peak are
+ * the allocator's own fragmentation report (heaps): footprint = handed out +
+ * metadata + free bytes it holds, internal = handed out - requested,
+ * external = 1000 - largest free extent * 1000 / free bytes. Without it, the
+ * allocator cannot tell (pages, slabs, kmalloc...): footprint is the bytes
+ * it hands out for the live requests (page orders, object size, size class,
+ * kmalloc_size_roundup, whole pages for vmalloc), internal = footprint -
+ * requested, and external and metadata are 0.
+ */
+#define RKALLOC_TRACE_ALLOC		0
+#define RKALLOC_TRACE_FREE		1
+#define RKALLOC_MAX_REPLAY_OPS		(1u << 20)
+#define RKALLOC_MAX_REPLAY_SIZE		(64u << 20)
+#define RKALLOC_REPLAY_OWN_FRAG		0x1	/* out flag, see above */
+
+struct rkalloc_trace_op {
+	__u32 op;		/* RKALLOC_TRACE_ALLOC or RKALLOC_TRACE_FREE */
+	__u32 id;		/* 0..max_id-1 */
+	__u64 size;		/* ALLOC: bytes; FREE: 0 */
+};
+
+struct rkalloc_replay {
+	__u32 size;
+	__u32 allocator;	/* RKALLOC_ALLOC_* */
+	__u64 ops;		/* user pointer to struct rkalloc_trace_op[count] */
+	__u32 count;		/* 1..RKALLOC_MAX_REPLAY_OPS */
+	__u32 max_id;		/* ids are below it, 1..RKALLOC_MAX_REPLAY_OPS */
+	__u64 total_ns;		/* out: time of the ops */
+	__u64 peak_live_bytes;	/* out: most requested bytes live at once */
+	__u64 peak_footprint_bytes;	/* out: what the allocator held at peak */
+	__u64 internal_bytes_at_peak;	/* out: handed out - requested */
+	__u64 metadata_bytes_at_peak;	/* out: OWN_FRAG only, else 0 */
+	__u32 external_permille_at_peak;	/* out: OWN_FRAG only, else 0 */
+	__u32 failures;		/* out: allocations the allocator refused */
+	__u32 flags;		/* out: RKALLOC_REPLAY_OWN_FRAG */
+	__u32 reserved;
+};
+
+/*
+ * RKALLOC_IOC_LIST: every slab cache (size classes included) and every heap
+ * of every fd, as an array of entries. The caller passes a user array of
+ * max entries (max may be 0 to ask for the count only); the module writes
+ * min(max, count) entries and sets count to the total, so a caller whose
+ * array was too small retries with max = count. No kernel address is
+ * reported: handle names a cache or heap of the calling fd, and is 0 for
+ * one the calling fd does not own (the size classes, other fds' objects).
+ * EINVAL for a bad size field or a non-zero reserved field, EFAULT when
+ * the entries that are written do not fit in writable user memory. On
+ * failure count is not written.
+ */
+struct rkalloc_list_entry {
+	__u64 handle;		/* this fd's own cache or heap, else 0 */
+	__u32 kind;		/* RKALLOC_KIND_CACHE or RKALLOC_KIND_HEAP */
+	__u32 obj_size;		/* caches: object size; heaps: 0 */
+	__u32 policy;		/* heaps: RKALLOC_POLICY_*; caches: 0 */
+	__u32 flags;		/* RKALLOC_CACHE_* or RKALLOC_HEAP_* */
+	__u64 bytes;		/* pool memory the cache or heap holds */
+	char name[RKALLOC_NAME_LEN];	/* NUL-terminated */
+};
+
+struct rkalloc_list {
+	__u32 size;
+	__u32 max;		/* in: entries the user array has room for */
+	__u64 entries;		/* user pointer to struct rkalloc_list_entry[max] */
+	__u32 count;		/* out: entries there are in total */
+	__u32 reserved;
+};
+
 #define RKALLOC_IOC_INFO	_IOWR(RKALLOC_IOC_MAGIC, 0x00, struct rkalloc_info)
 #define RKALLOC_IOC_POOL_ALLOC	_IOWR(RKALLOC_IOC_MAGIC, 0x01, struct rkalloc_pool_alloc)
 #define RKALLOC_IOC_FREE	_IOWR(RKALLOC_IOC_MAGIC, 0x02, struct rkalloc_free)
@@ -318,5 +411,7 @@ struct rkalloc_bench {
 #define RKALLOC_IOC_ARENA_ALLOC	_IOWR(RKALLOC_IOC_MAGIC, 0x11, struct rkalloc_arena_alloc)
 #define RKALLOC_IOC_ARENA_RESET	_IOWR(RKALLOC_IOC_MAGIC, 0x12, struct rkalloc_arena_reset)
 #define RKALLOC_IOC_BENCH	_IOWR(RKALLOC_IOC_MAGIC, 0x13, struct rkalloc_bench)
+#define RKALLOC_IOC_REPLAY	_IOWR(RKALLOC_IOC_MAGIC, 0x14, struct rkalloc_replay)
+#define RKALLOC_IOC_LIST	_IOWR(RKALLOC_IOC_MAGIC, 0x15, struct rkalloc_list)
 
 #endif /* _UAPI_RKALLOC_H */

@@ -107,7 +107,7 @@ impl ArenaObj {
         // A fresh region serves any alignment at offset 0.
         let need = order_for(size).ok_or(EINVAL)?;
         let order = grow_order(need, g.held, budget).ok_or(ENOMEM)?;
-        let region = PoolRegion::new(&self.pool, order)?;
+        let region = PoolRegion::tagged(&self.pool, order, crate::pool::tag::ARENA)?;
         let bytes = region.bytes() as u64;
         // On error the core drops the region, which goes back to the pool.
         g.arena.add_region(region).map_err(|e| match e {

@@ -22,6 +22,8 @@ type View = Pin<KBox<kernel::debugfs::File<Arc<Shared>>>>;
 /// The directories and their files; dropping this removes them.
 pub(crate) struct Files {
     _files: KVec<View>,
+    /// The binary occupancy map (format in [`crate::map`]).
+    _map: Pin<KBox<kernel::debugfs::File<crate::map::MapFile>>>,
     _extfrag: Dir,
     _dir: Dir,
 }
@@ -56,8 +58,10 @@ impl Files {
             KBox::pin_init(dir.write_callback_file(c"shrink", shared.clone(), &write_shrink), GFP_KERNEL)?,
             GFP_KERNEL,
         )?;
+        let map = KBox::pin_init(dir.read_binary_file(c"map", crate::map::MapFile(shared.clone())), GFP_KERNEL)?;
         Ok(Self {
             _files: files,
+            _map: map,
             _extfrag: extfrag,
             _dir: dir,
         })

@@ -148,6 +148,8 @@ impl MiscDevice for RkDevice {
             uapi::IOC_ARENA_ALLOC => with_arg(cmd, arg, |a: &mut uapi::rkalloc_arena_alloc| me.arena_alloc(a)),
             uapi::IOC_ARENA_RESET => with_arg(cmd, arg, |a: &mut uapi::rkalloc_arena_reset| me.arena_reset(a)),
             uapi::IOC_BENCH => with_arg(cmd, arg, |a: &mut uapi::rkalloc_bench| crate::bench::run(&me.shared, a)),
+            uapi::IOC_LIST => with_arg(cmd, arg, |a: &mut uapi::rkalloc_list| me.list(a)),
+            uapi::IOC_REPLAY => with_arg(cmd, arg, |a: &mut uapi::rkalloc_replay| crate::replay::run(&me.shared, a)),
             _ => Err(ENOTTY),
         }
     }
@@ -237,6 +239,66 @@ impl RkDevice {
         Ok(())
     }
 
+    /// `RKALLOC_IOC_LIST`: every slab cache and every heap, this fd's own
+    /// named by their handles; writes at most `max` entries, counts all.
+    fn list(&self, a: &mut uapi::rkalloc_list) -> Result {
+        if a.reserved != 0 {
+            return Err(EINVAL);
+        }
+        fn name_into(dst: &mut [core::ffi::c_char; uapi::RKALLOC_NAME_LEN as usize], src: &[u8]) {
+            // The last byte stays NUL.
+            for (d, s) in dst.iter_mut().take(uapi::RKALLOC_NAME_LEN as usize - 1).zip(src) {
+                *d = *s as core::ffi::c_char;
+            }
+        }
+        let mut out = KVec::new();
+        {
+            // The fd's lock first, then the registry's and the catalog's,
+            // as in cache and heap creation.
+            let st = self.state.lock();
+            self.shared.kmalloc.registry().for_each(|c| -> Result {
+                let s = c.stats();
+                let mut e = uapi::rkalloc_list_entry {
+                    handle: st.items.find(|i| matches!(i, Owned::Cache(o) if ptr::eq(&**o, c))).unwrap_or(0),
+                    kind: uapi::RKALLOC_KIND_CACHE,
+                    obj_size: s.obj_size as u32,
+                    flags: s.flags,
+                    bytes: (s.nr_slabs as u64 * crate::pool::PAGE_SIZE as u64) << s.order,
+                    ..Default::default()
+                };
+                name_into(&mut e.name, c.name().as_bytes());
+                out.push(e, GFP_KERNEL)?;
+                Ok(())
+            })?;
+            self.shared.catalog.for_each_heap(|h| {
+                let (id, policy, flags, held) = h.describe();
+                let mut e = uapi::rkalloc_list_entry {
+                    handle: st.items.find(|i| matches!(i, Owned::Heap(o) if Arc::ptr_eq(o, h))).unwrap_or(0),
+                    kind: uapi::RKALLOC_KIND_HEAP,
+                    policy,
+                    flags,
+                    bytes: held,
+                    ..Default::default()
+                };
+                let mut buf = [0u8; uapi::RKALLOC_NAME_LEN as usize];
+                let mut w = kernel::str::Formatter::new(&mut buf);
+                let _ = core::fmt::Write::write_fmt(&mut w, format_args!("heap-{}", id));
+                let n = w.bytes_written();
+                name_into(&mut e.name, &buf[..n]);
+                out.push(e, GFP_KERNEL)?;
+                Ok(())
+            })?;
+        }
+        let n = out.len().min(a.max as usize);
+        if n > 0 {
+            let size = core::mem::size_of::<uapi::rkalloc_list_entry>();
+            let mut w = UserSlice::new(UserPtr::from_addr(a.entries as usize), n * size).writer();
+            out.iter().take(n).try_for_each(|e| w.write(e))?;
+        }
+        a.count = out.len() as u32;
+        Ok(())
+    }
+
     /// Checks the per-fd cap for `more` bytes.
     fn charge(&self, st: &FdState, more: u64) -> Result {
         match st.bytes.checked_add(more) {
@@ -253,7 +315,7 @@ impl RkDevice {
         let bytes = (crate::pool::PAGE_SIZE as u64) << a.order;
         self.charge(&st, bytes)?;
         st.items.reserve()?;
-        let block = self.shared.pool.alloc(a.order)?;
+        let block = self.shared.pool.alloc_tagged(a.order, crate::pool::tag::USER)?;
         a.handle = st.items.insert(Owned::Pool(block))?;
         st.bytes += bytes;
         Ok(())

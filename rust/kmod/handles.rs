@@ -119,6 +119,13 @@ impl<T> Table<T> {
         Ok(item)
     }
 
+    /// The handle of the first item for which `pred` holds.
+    pub(crate) fn find(&self, mut pred: impl FnMut(&T) -> bool) -> Option<u64> {
+        let i = self.slots.iter().position(|s| s.item.as_ref().is_some_and(&mut pred))?;
+        let gen = self.slots[i].gen;
+        Some((u64::from(self.fd_id) << FD_SHIFT) | ((i as u64) << GEN_BITS) | u64::from(gen))
+    }
+
     /// Items for which `pred` holds.
     pub(crate) fn count(&self, mut pred: impl FnMut(&T) -> bool) -> usize {
         self.slots.iter().filter(|s| s.item.as_ref().is_some_and(&mut pred)).count()

@@ -77,9 +77,15 @@ pub(crate) struct PoolRegion {
 }
 
 impl PoolRegion {
-    /// Takes a block of 2^`order` pages from `pool`.
+    /// Takes a block of 2^`order` pages from `pool` for a heap.
     pub(crate) fn new(pool: &Arc<Pool>, order: u32) -> Result<Self> {
-        let block = pool.alloc(order)?;
+        Self::tagged(pool, order, crate::pool::tag::HEAP)
+    }
+
+    /// Takes a block of 2^`order` pages from `pool` for the owner class
+    /// `tag` (a [`crate::pool::tag`] constant).
+    pub(crate) fn tagged(pool: &Arc<Pool>, order: u32, tag: u8) -> Result<Self> {
+        let block = pool.alloc_tagged(order, tag)?;
         // INVARIANT: the pool hands a block to one caller only.
         Ok(Self {
             pool: pool.clone(),
@@ -348,6 +354,19 @@ impl HeapObj {
     /// Bytes of pool memory the heap holds.
     pub(crate) fn held(&self) -> u64 {
         self.inner.lock().held
+    }
+
+    /// For `RKALLOC_IOC_LIST`: the heap's number, its `RKALLOC_POLICY_*`,
+    /// its `RKALLOC_HEAP_*` flags and the bytes it holds.
+    pub(crate) fn describe(&self) -> (u32, u32, u32, u64) {
+        let g = self.inner.lock();
+        let policy = match g.heap.policy() {
+            Policy::FirstFit => uapi::RKALLOC_POLICY_FIRST_FIT,
+            Policy::NextFit => uapi::RKALLOC_POLICY_NEXT_FIT,
+            Policy::BestFit => uapi::RKALLOC_POLICY_BEST_FIT,
+            Policy::SegregatedFit => uapi::RKALLOC_POLICY_SEGREGATED_FIT,
+        };
+        (self.id, policy, g.heap.flags().bits() & uapi::RKALLOC_HEAP_DEBUG, g.held)
     }
 
     /// Allocates `size` bytes (1 to [`MAX_ALLOC`]). When no free block fits,
@@ -708,6 +727,11 @@ impl Catalog {
     /// Forgets `arena`.
     pub(crate) fn remove_arena(&self, arena: &Arc<ArenaObj>) {
         self.arenas.lock().retain(|a| !Arc::ptr_eq(a, arena));
+    }
+
+    /// Calls `f` on every live heap of every fd, in creation order.
+    pub(crate) fn for_each_heap(&self, mut f: impl FnMut(&Arc<HeapObj>) -> Result) -> Result {
+        self.heaps.lock().iter().try_for_each(|h| f(h))
     }
 
     /// Checks every heap; returns (heaps checked, heaps failing).

@@ -59,6 +59,30 @@ const SHRINK_STOP: c_ulong = !0;
 const SHRINK_EMPTY: c_ulong = !0 - 1;
 const DEFAULT_SEEKS: c_int = 2;
 
+/// Who took a block from the pool, as `rkctl map` shows it (the owner
+/// class of `/sys/kernel/debug/rkalloc/map`, see [`crate::map`]).
+pub(crate) mod tag {
+    /// Unknown (the benchmark, tests).
+    pub(crate) const OTHER: u8 = 0;
+    /// A user's `RKALLOC_IOC_POOL_ALLOC` block.
+    pub(crate) const USER: u8 = 1;
+    /// A slab of a slab cache.
+    pub(crate) const SLAB: u8 = 2;
+    /// An `rk_malloc` allocation above the largest size class.
+    pub(crate) const MALLOC_LARGE: u8 = 3;
+    /// A region of a fit-policy heap.
+    pub(crate) const HEAP: u8 = 4;
+    /// A region of an arena.
+    pub(crate) const ARENA: u8 = 5;
+}
+
+/// Occupancy map byte of a page of an offline chunk slot.
+pub(crate) const MAP_OFFLINE: u8 = 0xff;
+/// Occupancy map byte of a page free in the buddy.
+pub(crate) const MAP_FREE: u8 = 0xfe;
+/// Occupancy map byte of a page cached on a per-CPU list.
+pub(crate) const MAP_CACHED: u8 = 0xfd;
+
 /// A block handed out by the pool: 2^`order` pages at `addr`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Block {
@@ -163,6 +187,10 @@ pub(crate) struct Pool {
     /// for a chunk going online or offline, which no reader can own pages of).
     phys_slot: KVVec<AtomicU64>,
     owner: KVVec<AtomicU8>,
+    /// `tag[pfn]`: the [`tag`] of the user-held block headed by `pfn`;
+    /// meaningful only while `owner[pfn]` is non-zero (alloc writes it,
+    /// free leaves it).
+    tag: KVVec<AtomicU8>,
     pcp: PerCpu<Pcp>,
     counters: Counters,
     max_chunks: u32,
@@ -213,8 +241,10 @@ impl Pool {
             phys_slot.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
         let mut owner = KVVec::with_capacity(meta_len, GFP_KERNEL)?;
+        let mut tag = KVVec::with_capacity(meta_len, GFP_KERNEL)?;
         for _ in 0..meta_len {
             owner.push(AtomicU8::new(0), GFP_KERNEL)?;
+            tag.push(AtomicU8::new(tag::OTHER), GFP_KERNEL)?;
         }
         let pool = Arc::pin_init(
             try_pin_init!(Pool {
@@ -222,6 +252,7 @@ impl Pool {
                 chunk_base,
                 phys_slot,
                 owner,
+                tag,
                 pcp: PerCpu::new(Pcp::new)?,
                 counters: Counters::default(),
                 max_chunks: cfg.max_chunks,
@@ -243,6 +274,51 @@ impl Pool {
     /// Most chunks this pool may hold.
     pub(crate) fn max_chunks(&self) -> u32 {
         self.max_chunks
+    }
+
+    /// Writes the occupancy map of chunk slot `chunk` into `out`, one byte
+    /// per page in the encoding of [`crate::map`] ([`MAP_OFFLINE`],
+    /// [`MAP_FREE`], [`MAP_CACHED`], or `tag << 4 | order` for a page of a
+    /// user-held block). `out` holds [`CHUNK_PAGES`] bytes; a shorter one is
+    /// filled as far as it goes. Returns whether the chunk is online.
+    ///
+    /// A block the buddy counts as allocated but no user holds sits on a
+    /// per-CPU list (or is between the buddy and its user, a moment in
+    /// `alloc`). O(blocks of the chunk), under the pool lock.
+    pub(crate) fn map_chunk_into(&self, chunk: u32, out: &mut [u8]) -> bool {
+        let inner = self.inner.lock();
+        if chunk >= self.max_chunks || !inner.buddy.chunk_online(chunk) {
+            out.fill(MAP_OFFLINE);
+            return false;
+        }
+        // `chunk < max_chunks <= MAX_CHUNKS_LIMIT`: no overflow.
+        let base = chunk << MAX_ORDER;
+        let len = out.len().min(CHUNK_PAGES as usize);
+        let out = &mut out[..len];
+        let mut i = 0usize;
+        while i < len {
+            // `i < CHUNK_PAGES`, so this is a page of the chunk.
+            let pfn = base | i as u32;
+            // Blocks tile the chunk from its first page, so `pfn` is a head.
+            let (byte, order) = match inner.buddy.page_state(pfn) {
+                PageState::Free { order } => (MAP_FREE, order),
+                PageState::Allocated { order } => match self.owner.get(pfn as usize).map(|o| o.load(Relaxed)) {
+                    Some(0) | None => (MAP_CACHED, order),
+                    Some(_) => {
+                        let t = self.tag.get(pfn as usize).map_or(tag::OTHER, |t| t.load(Relaxed));
+                        ((t & 0xf) << 4 | (order as u8 & 0xf), order)
+                    }
+                },
+                // Not a head: the metadata is damaged (`check` says where).
+                PageState::Tail | PageState::Offline => (MAP_OFFLINE, 0),
+            };
+            let end = i.saturating_add(1 << order.min(MAX_ORDER)).min(out.len());
+            if let Some(s) = out.get_mut(i..end) {
+                s.fill(byte);
+            }
+            i = end;
+        }
+        true
     }
 
     #[inline]
@@ -350,6 +426,13 @@ impl Pool {
     /// Allocates a block of 2^`order` pages.
     #[inline]
     pub(crate) fn alloc(&self, order: u32) -> Result<Block> {
+        self.alloc_tagged(order, tag::OTHER)
+    }
+
+    /// Allocates a block of 2^`order` pages for the owner class `tag` (a
+    /// [`tag`] constant, which the occupancy map shows).
+    #[inline]
+    pub(crate) fn alloc_tagged(&self, order: u32, tag: u8) -> Result<Block> {
         if order > MAX_ORDER {
             return Err(EINVAL);
         }
@@ -361,6 +444,7 @@ impl Pool {
         loop {
             match self.try_alloc(order) {
                 Ok(pfn) => {
+                    self.tag[pfn as usize].store(tag, Relaxed);
                     self.owner[pfn as usize].store(order as u8 + 1, Relaxed);
                     let addr = self.addr_of(pfn).ok_or(EINVAL)?;
                     return Ok(Block { pfn, order, addr });
@@ -918,6 +1002,21 @@ mod tests {
         assert_eq!(p.free_addr(b.addr.as_ptr(), b.order).err(), Some(EINVAL));
         assert!(p.stats().bad_frees >= 7);
         assert_all_merged(&p)
+    }
+
+    /// Dropping a pool with blocks still allocated gives every chunk back
+    /// (it says how much was in use); nothing may touch those blocks after.
+    /// kmemleak and KASAN on the debug kernel check that nothing leaks.
+    #[test]
+    fn teardown_with_blocks_allocated() -> Result {
+        let p = pool(2, 2)?;
+        for order in [0, 3, 5, MAX_ORDER] {
+            let _leaked = p.alloc(order)?;
+        }
+        assert_eq!(p.stats().total_pages, 2 * CHUNK_PAGES as u64);
+        // The last reference: PinnedDrop drains, reports and frees.
+        drop(p);
+        Ok(())
     }
 
     /// A block freed on another CPU than the one that allocated it goes back

@@ -235,6 +235,16 @@ pub(crate) fn make(id: u32, size: usize, shared: &Shared) -> Result<KBox<dyn All
             KBox::new(RkMalloc(&shared.kmalloc), GFP_KERNEL)?
         }
         uapi::RKALLOC_ALLOC_VMALLOC => KBox::new(Vmalloc, GFP_KERNEL)?,
+        uapi::RKALLOC_ALLOC_RK_HEAP_FIRST..=uapi::RKALLOC_ALLOC_RK_HEAP_SEGREGATED => {
+            if size > crate::heap::MAX_ALLOC {
+                return Err(EINVAL);
+            }
+            // The heap ids follow the policies' order (first, next, best,
+            // segregated), as in the header.
+            let policy = crate::heap::policy_from_uapi(id - uapi::RKALLOC_ALLOC_RK_HEAP_FIRST)
+                .ok_or(EINVAL)?;
+            KBox::new(crate::heap::HeapAllocator::new(&shared.pool, policy)?, GFP_KERNEL)?
+        }
         uapi::RKALLOC_ALLOC_KVMALLOC => KBox::new(Kvmalloc, GFP_KERNEL)?,
         _ => return Err(EINVAL),
     })

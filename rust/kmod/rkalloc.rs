@@ -24,8 +24,10 @@ mod debugfs;
 mod dev;
 mod handles;
 mod heap;
+mod map;
 mod pool;
 mod registry;
+mod replay;
 // Public, so that the parts of the shared host crate this module does not
 // use are not dead code here (nor `unreachable_pub`).
 pub mod rkcore;

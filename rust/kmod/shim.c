@@ -74,6 +74,8 @@ unsigned int rk_uapi_cmd(unsigned int index)
 		RKALLOC_IOC_ARENA_ALLOC,
 		RKALLOC_IOC_ARENA_RESET,
 		RKALLOC_IOC_BENCH,
+		RKALLOC_IOC_REPLAY,
+		RKALLOC_IOC_LIST,
 	};
 
 	return index < ARRAY_SIZE(cmds) ? cmds[index] : 0;

@@ -53,7 +53,7 @@ use core::{
     sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
 };
 use kernel::{
-    alloc::flags::{GFP_NOWAIT, __GFP_NOWARN},
+    alloc::flags::{__GFP_NOWARN, GFP_NOWAIT},
     new_mutex, new_spinlock,
     prelude::*,
     sync::{Arc, Mutex, SpinLock},
@@ -261,10 +261,14 @@ impl Barn {
 
     /// Objects in the full magazines.
     fn objects(&self) -> usize {
-        self.full.iter().take(self.nr_full).map(|&m| {
-            // SAFETY: the barn's magazines are live (type invariant).
-            unsafe { (*m).count() as usize }
-        }).sum()
+        self.full
+            .iter()
+            .take(self.nr_full)
+            .map(|&m| {
+                // SAFETY: the barn's magazines are live (type invariant).
+                unsafe { (*m).count() as usize }
+            })
+            .sum()
     }
 }
 
@@ -566,7 +570,13 @@ impl Cache {
     /// EINVAL for a size of 0 or above 8192, an alignment that is not a
     /// power of two up to a page, or a name that is empty, longer than
     /// [`NAME_MAX`] or not printable ASCII without spaces.
-    pub(crate) fn new(pool: &Arc<Pool>, name: &[u8], size: usize, align: usize, flags: Flags) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        pool: &Arc<Pool>,
+        name: &[u8],
+        size: usize,
+        align: usize,
+        flags: Flags,
+    ) -> Result<Arc<Self>> {
         Self::build(pool, name, size, align, flags, None, 0)
     }
 
@@ -583,7 +593,8 @@ impl Cache {
             return Err(EINVAL);
         }
         let min_objects = crate::rkcore::slab::slub_min_objects(sys::num_online_cpus());
-        let layout = Layout::with_min_objects(size, align, flags, min_objects).map_err(|_| EINVAL)?;
+        let layout =
+            Layout::with_min_objects(size, align, flags, min_objects).map_err(|_| EINVAL)?;
         let mut n = [0u8; NAME_MAX];
         n[..name.len()].copy_from_slice(name);
         // Outside the initialiser: in there, `name` is the field already
@@ -591,7 +602,8 @@ impl Cache {
         let name_len = name.len();
         let mag_size = magazine_size(layout.stride());
         // SLUB's min_partial: clamp(ilog2(size) / 2, 5, 10).
-        let keep_empty = ((usize::BITS - 1 - layout.stride().leading_zeros()) / 2).clamp(5, 10) as usize;
+        let keep_empty =
+            ((usize::BITS - 1 - layout.stride().leading_zeros()) / 2).clamp(5, 10) as usize;
         let cache = Arc::pin_init(
             try_pin_init!(Cache {
                 name: n,
@@ -794,7 +806,12 @@ impl Cache {
     /// Takes up to `want` objects from the slabs, calling `put` for each
     /// until it refuses. Partial slabs go first, so empty ones can return to
     /// the pool. Returns the objects taken.
-    fn take_locked(&self, l: &mut Lists, want: usize, mut put: impl FnMut(NonNull<u8>) -> bool) -> usize {
+    fn take_locked(
+        &self,
+        l: &mut Lists,
+        want: usize,
+        mut put: impl FnMut(NonNull<u8>) -> bool,
+    ) -> usize {
         let mut got = 0;
         while got < want {
             let s = if !l.partial.head.is_null() {
@@ -830,7 +847,11 @@ impl Cache {
                         got += 1;
                     }
                     Err(SlabError::Exhausted) => break,
-                    Err(e @ (SlabError::RedZone { .. } | SlabError::UseAfterFree { .. } | SlabError::CorruptFreePointer { .. })) => {
+                    Err(
+                        e @ (SlabError::RedZone { .. }
+                        | SlabError::UseAfterFree { .. }
+                        | SlabError::CorruptFreePointer { .. }),
+                    ) => {
                         // The core withdrew the damaged object(s): retry.
                         self.report(slab, e);
                     }
@@ -866,9 +887,15 @@ impl Cache {
             // SAFETY: a `TAG_SLAB` tag on pool memory is a live descriptor
             // (invariant of `Lists`: tags are set with the slab and cleared
             // before it is freed).
-            if tag & TAG_MASK != TAG_SLAB || s.is_null() || unsafe { (*s).cache } != ptr::from_ref(self) {
+            if tag & TAG_MASK != TAG_SLAB
+                || s.is_null()
+                || unsafe { (*s).cache } != ptr::from_ref(self)
+            {
                 self.counters.violations.fetch_add(1, Relaxed);
-                pr_err!("cache {}: invalid free of an object this cache does not own; ignored\n", self.name());
+                pr_err!(
+                    "cache {}: invalid free of an object this cache does not own; ignored\n",
+                    self.name()
+                );
                 return Err(EINVAL);
             }
             *hint = s;
@@ -879,7 +906,11 @@ impl Cache {
         // SAFETY: as above.
         let mem = unsafe { self.mem(slab) };
         let before = slab.state.inuse();
-        let r = slab.state.free(&self.layout, mem, addr.wrapping_sub(slab.base.as_ptr() as usize));
+        let r = slab.state.free(
+            &self.layout,
+            mem,
+            addr.wrapping_sub(slab.base.as_ptr() as usize),
+        );
         // `inuse` only shrank: no underflow.
         l.inuse -= before - slab.state.inuse();
         if let Err(e) = r {
@@ -1113,7 +1144,10 @@ impl Cache {
 
     fn invalid_free<T>(&self) -> Result<T> {
         self.counters.violations.fetch_add(1, Relaxed);
-        pr_err!("cache {}: invalid free of a pointer outside this cache; ignored\n", self.name());
+        pr_err!(
+            "cache {}: invalid free of a pointer outside this cache; ignored\n",
+            self.name()
+        );
         Err(EINVAL)
     }
 
@@ -1140,7 +1174,7 @@ impl Cache {
 
     /// Allocates and formats a new slab; on no list yet.
     fn new_slab(&self) -> Result<*mut Slab> {
-        let block = self.pool.alloc(self.layout.order())?;
+        let block = self.pool.alloc_tagged(self.layout.order(), crate::pool::tag::SLAB)?;
         // SAFETY: the block is `slab_bytes()` (= `block.bytes()`) of pool
         // memory that we own alone until it is published below.
         let mem = unsafe { core::slice::from_raw_parts_mut(block.addr.as_ptr(), block.bytes()) };
@@ -1173,7 +1207,12 @@ impl Cache {
         };
         for i in 0..self.layout.pages_per_slab() {
             // SAFETY: page `i` of the block is pool memory we own.
-            unsafe { sys::set_page_private(block.addr.as_ptr().wrapping_add(i * PAGE_SIZE), slab as usize | TAG_SLAB) };
+            unsafe {
+                sys::set_page_private(
+                    block.addr.as_ptr().wrapping_add(i * PAGE_SIZE),
+                    slab as usize | TAG_SLAB,
+                )
+            };
         }
         self.counters.slabs_allocated.fetch_add(1, Relaxed);
         Ok(slab)
@@ -1278,7 +1317,11 @@ impl Cache {
             if self.layout.flags().contains(Flags::DEBUG_CHECKS) {
                 self.report_leaks(&l);
             } else {
-                pr_err!("cache {}: destroy refused: {} objects still in use\n", self.name(), l.inuse);
+                pr_err!(
+                    "cache {}: destroy refused: {} objects still in use\n",
+                    self.name(),
+                    l.inuse
+                );
             }
             return Err(EBUSY);
         }
@@ -1301,14 +1344,23 @@ impl Cache {
             if let Some(live) = s.state.live_objects(&self.layout, mem) {
                 for off in live {
                     if n < 16 {
-                        pr_err!("cache {}: leaked object at offset {} of slab {}\n", self.name(), off, s.pfn);
+                        pr_err!(
+                            "cache {}: leaked object at offset {} of slab {}\n",
+                            self.name(),
+                            off,
+                            s.pfn
+                        );
                     }
                     n += 1;
                 }
             }
         });
         self.counters.leaks_reported.fetch_add(n as u64, Relaxed);
-        pr_err!("cache {}: destroy refused: {} objects still in use\n", self.name(), n);
+        pr_err!(
+            "cache {}: destroy refused: {} objects still in use\n",
+            self.name(),
+            n
+        );
     }
 
     /// Runs the core's `validate` on every slab and checks the counts.
@@ -1322,16 +1374,30 @@ impl Cache {
             // SAFETY: live, under the lock; `validate` only reads.
             let mem = unsafe { self.mem(s) };
             if let Err(e) = s.state.validate(&self.layout, mem) {
-                pr_err!("cache {}: check: slab {} fails validation: {:?}\n", self.name(), s.pfn, e);
+                pr_err!(
+                    "cache {}: check: slab {} fails validation: {:?}\n",
+                    self.name(),
+                    s.pfn,
+                    e
+                );
                 bad += 1;
             }
             if s.on != s.which() {
-                pr_err!("cache {}: check: slab {} on the wrong list\n", self.name(), s.pfn);
+                pr_err!(
+                    "cache {}: check: slab {} on the wrong list\n",
+                    self.name(),
+                    s.pfn
+                );
                 bad += 1;
             }
         });
         if inuse != l.inuse {
-            pr_err!("cache {}: check: {} objects in use by the slabs, {} counted\n", self.name(), inuse, l.inuse);
+            pr_err!(
+                "cache {}: check: {} objects in use by the slabs, {} counted\n",
+                self.name(),
+                inuse,
+                l.inuse
+            );
             bad += 1;
         }
         bad
@@ -1352,7 +1418,15 @@ impl Cache {
                 })
             };
         }
-        let (nr_slabs, empty_slabs, active_objs, active_slabs, quarantined_objs, barn_cached, magazines) = {
+        let (
+            nr_slabs,
+            empty_slabs,
+            active_objs,
+            active_slabs,
+            quarantined_objs,
+            barn_cached,
+            magazines,
+        ) = {
             let l = self.lists.lock();
             let mut active = 0;
             let mut quarantined = 0;
@@ -1362,7 +1436,15 @@ impl Cache {
                 }
                 quarantined += s.state.leaked();
             });
-            (l.nr_slabs(), l.empty.len, l.inuse, active, quarantined, l.barn.objects(), l.magazines)
+            (
+                l.nr_slabs(),
+                l.empty.len,
+                l.inuse,
+                active,
+                quarantined,
+                l.barn.objects(),
+                l.magazines,
+            )
         };
         let c = &self.counters;
         CacheStats {
@@ -1522,13 +1604,19 @@ impl PinnedDrop for Cache {
                 let slab = unsafe { KBox::from_raw(s) };
                 for i in 0..self.layout.pages_per_slab() {
                     // SAFETY: the slab's pages are pool memory we own.
-                    unsafe { sys::set_page_private(slab.base.as_ptr().wrapping_add(i * PAGE_SIZE), 0) };
+                    unsafe {
+                        sys::set_page_private(slab.base.as_ptr().wrapping_add(i * PAGE_SIZE), 0)
+                    };
                 }
                 l.inuse -= inuse;
             }
         }
         if lost != 0 {
-            pr_err!("cache {}: dropped with {} objects in use; their slabs are leaked\n", self.name(), lost);
+            pr_err!(
+                "cache {}: dropped with {} objects in use; their slabs are leaked\n",
+                self.name(),
+                lost
+            );
         }
     }
 }
@@ -1556,11 +1644,16 @@ pub(crate) struct Registry {
 
 impl Registry {
     fn new() -> Result<Arc<Self>> {
-        Arc::pin_init(try_pin_init!(Registry { caches <- new_mutex!(KVec::new(), "rkalloc_slab_registry") }), GFP_KERNEL)
+        Arc::pin_init(
+            try_pin_init!(Registry { caches <- new_mutex!(KVec::new(), "rkalloc_slab_registry") }),
+            GFP_KERNEL,
+        )
     }
 
     fn add(&self, c: &Arc<Cache>) -> Result {
-        self.caches.lock().push(CachePtr(Arc::as_ptr(c)), GFP_KERNEL)?;
+        self.caches
+            .lock()
+            .push(CachePtr(Arc::as_ptr(c)), GFP_KERNEL)?;
         Ok(())
     }
 
@@ -1570,7 +1663,10 @@ impl Registry {
     }
 
     /// Calls `f` on every registered cache, in creation order.
-    pub(crate) fn for_each<E>(&self, mut f: impl FnMut(&Cache) -> core::result::Result<(), E>) -> core::result::Result<(), E> {
+    pub(crate) fn for_each<E>(
+        &self,
+        mut f: impl FnMut(&Cache) -> core::result::Result<(), E>,
+    ) -> core::result::Result<(), E> {
         let caches = self.caches.lock();
         for p in caches.iter() {
             // SAFETY: registered caches are alive while the mutex is held
@@ -1615,7 +1711,18 @@ impl SizeClasses {
         for &size in CLASSES.iter() {
             let mut name = [0u8; NAME_MAX];
             let n = class_name(size, &mut name);
-            classes.push(Cache::build(pool, &name[..n], size, 8, Flags::empty(), Some(&registry), id)?, GFP_KERNEL)?;
+            classes.push(
+                Cache::build(
+                    pool,
+                    &name[..n],
+                    size,
+                    8,
+                    Flags::empty(),
+                    Some(&registry),
+                    id,
+                )?,
+                GFP_KERNEL,
+            )?;
         }
         Ok(Self {
             pool: pool.clone(),
@@ -1625,8 +1732,22 @@ impl SizeClasses {
     }
 
     /// Creates a cache listed in this registry (and so in slabinfo).
-    pub(crate) fn create_cache(&self, name: &[u8], size: usize, align: usize, flags: Flags) -> Result<Arc<Cache>> {
-        Cache::build(&self.pool, name, size, align, flags, Some(&self.registry), 0)
+    pub(crate) fn create_cache(
+        &self,
+        name: &[u8],
+        size: usize,
+        align: usize,
+        flags: Flags,
+    ) -> Result<Arc<Cache>> {
+        Cache::build(
+            &self.pool,
+            name,
+            size,
+            align,
+            flags,
+            Some(&self.registry),
+            0,
+        )
     }
 
     /// The registry of caches (size classes and created ones).
@@ -1652,7 +1773,7 @@ impl SizeClasses {
         }
         let pages = size.div_ceil(PAGE_SIZE);
         let order = usize::BITS - (pages - 1).leading_zeros();
-        let b = self.pool.alloc(order)?;
+        let b = self.pool.alloc_tagged(order, crate::pool::tag::MALLOC_LARGE)?;
         let tag = ((b.pfn as usize) << 8) | ((order as usize) << 3) | TAG_LARGE;
         // SAFETY: the block's head page is pool memory we own.
         unsafe { sys::set_page_private(b.addr.as_ptr(), tag) };
@@ -1676,7 +1797,9 @@ impl SizeClasses {
                     Err(EINVAL)
                 }
             }
-            TAG_LARGE if p.as_ptr() as usize % PAGE_SIZE == 0 => Ok(Err(((tag >> 8) as u32, ((tag >> 3) & 31) as u32))),
+            TAG_LARGE if p.as_ptr() as usize % PAGE_SIZE == 0 => {
+                Ok(Err(((tag >> 8) as u32, ((tag >> 3) & 31) as u32)))
+            }
             _ => Err(EINVAL),
         }
     }
@@ -1927,7 +2050,10 @@ mod tests {
             sc.free(o)?;
         }
         assert_eq!(sc.malloc(0).err(), Some(EINVAL));
-        assert_eq!(sc.malloc((PAGE_SIZE << LARGE_MAX_ORDER) + 1).err(), Some(EINVAL));
+        assert_eq!(
+            sc.malloc((PAGE_SIZE << LARGE_MAX_ORDER) + 1).err(),
+            Some(EINVAL)
+        );
         assert_eq!(sc.registry().len(), NR_CLASSES);
         assert_eq!(sc.check(), 0);
         sc.shrink();
@@ -2045,8 +2171,13 @@ mod tests {
     #[test]
     fn free_on_another_cpu() -> Result {
         let p = pool(4)?;
-        let first = (0..sys::nr_cpu_ids()).find(|&c| sys::cpu_online(c)).ok_or(EINVAL)?;
-        let last = (0..sys::nr_cpu_ids()).rev().find(|&c| sys::cpu_online(c)).ok_or(EINVAL)?;
+        let first = (0..sys::nr_cpu_ids())
+            .find(|&c| sys::cpu_online(c))
+            .ok_or(EINVAL)?;
+        let last = (0..sys::nr_cpu_ids())
+            .rev()
+            .find(|&c| sys::cpu_online(c))
+            .ok_or(EINVAL)?;
         if first == last {
             pr_info!("free_on_another_cpu: one CPU online; both sides run on it\n");
         }
@@ -2072,7 +2203,9 @@ mod tests {
                     if !pattern_ok(o as *mut u8, 48, k) {
                         return -1;
                     }
-                    let Some(p) = NonNull::new(o as *mut u8) else { return -2 };
+                    let Some(p) = NonNull::new(o as *mut u8) else {
+                        return -2;
+                    };
                     if let Err(e) = c.free(p) {
                         return e.to_errno();
                     }
@@ -2136,13 +2269,19 @@ mod tests {
         let p = pool(4)?;
         let e = Some(EINVAL);
         assert_eq!(Cache::new(&p, b"x", 0, 8, Flags::empty()).err(), e);
-        assert_eq!(Cache::new(&p, b"x", MAX_OBJECT_SIZE + 1, 8, Flags::empty()).err(), e);
+        assert_eq!(
+            Cache::new(&p, b"x", MAX_OBJECT_SIZE + 1, 8, Flags::empty()).err(),
+            e
+        );
         assert_eq!(Cache::new(&p, b"x", 64, 3, Flags::empty()).err(), e);
         assert_eq!(Cache::new(&p, b"x", 64, 0, Flags::empty()).err(), e);
         assert_eq!(Cache::new(&p, b"x", 64, 8192, Flags::empty()).err(), e);
         assert_eq!(Cache::new(&p, b"", 64, 8, Flags::empty()).err(), e);
         assert_eq!(Cache::new(&p, b"has space", 64, 8, Flags::empty()).err(), e);
-        assert_eq!(Cache::new(&p, &[b'a'; NAME_MAX + 1], 64, 8, Flags::empty()).err(), e);
+        assert_eq!(
+            Cache::new(&p, &[b'a'; NAME_MAX + 1], 64, 8, Flags::empty()).err(),
+            e
+        );
         assert!(Cache::new(&p, &[b'a'; NAME_MAX], MAX_OBJECT_SIZE, 4096, Flags::ALL).is_ok());
         assert_eq!(used_pages(&p), 0);
         Ok(())
@@ -2184,7 +2323,10 @@ mod tests {
         let pages = c.shrink();
         assert!(pages > 0);
         let st = c.stats();
-        assert_eq!((st.nr_slabs, st.cpu_cached, st.barn_cached, st.active_objs), (0, 0, 0, 0));
+        assert_eq!(
+            (st.nr_slabs, st.cpu_cached, st.barn_cached, st.active_objs),
+            (0, 0, 0, 0)
+        );
         assert_eq!(st.slabs_allocated, st.slabs_freed);
         assert_eq!(used_pages(&p), 0);
         Ok(())

@@ -70,6 +70,13 @@ pub(crate) fn ktime_ns() -> u64 {
     unsafe { shim::rk_ktime_ns() }
 }
 
+/// `kmalloc_size_roundup`: the bytes `kmalloc(size)` really hands out.
+#[inline]
+pub(crate) fn kmalloc_size_roundup(size: usize) -> usize {
+    // SAFETY: a pure function of its argument, with no preconditions.
+    unsafe { bindings::kmalloc_size_roundup(size) }
+}
+
 /// Number of CPUs online.
 pub(crate) fn num_online_cpus() -> u32 {
     // SAFETY: reads a kernel counter; no preconditions.

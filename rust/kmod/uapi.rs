@@ -50,11 +50,13 @@ uapi_structs!(
     rkalloc_heap_alloc,
     rkalloc_heap_create,
     rkalloc_info,
+    rkalloc_list,
     rkalloc_malloc,
     rkalloc_pattern,
     rkalloc_pool_alloc,
     rkalloc_pool_shrink,
     rkalloc_pool_stats,
+    rkalloc_replay,
 );
 
 const M: u32 = RKALLOC_IOC_MAGIC;
@@ -100,8 +102,19 @@ pub(crate) const IOC_ARENA_RESET: u32 = _IOWR::<rkalloc_arena_reset>(M, 0x12);
 /// `RKALLOC_IOC_BENCH`.
 pub(crate) const IOC_BENCH: u32 = _IOWR::<rkalloc_bench>(M, 0x13);
 
+/// `RKALLOC_IOC_REPLAY`.
+pub(crate) const IOC_REPLAY: u32 = _IOWR::<rkalloc_replay>(M, 0x14);
+
+/// `RKALLOC_IOC_LIST`.
+pub(crate) const IOC_LIST: u32 = _IOWR::<rkalloc_list>(M, 0x15);
+
+// SAFETY: a list entry is `__u64`/`__u32` fields and a `char` array, laid
+// out without implicit padding (bindgen's layout assertions check it), so
+// every byte is initialised. Not a command argument: it has no size field.
+unsafe impl AsBytes for rkalloc_list_entry {}
+
 /// Every command, in the order of the header (and of `rk_uapi_cmd`).
-pub(crate) const ALL_CMDS: [u32; 20] = [IOC_INFO, IOC_POOL_ALLOC, IOC_FREE, IOC_FILL, IOC_VERIFY, IOC_CHECK, IOC_POOL_SHRINK, IOC_POOL_STATS, IOC_CACHE_CREATE, IOC_CACHE_DESTROY, IOC_OBJ_ALLOC, IOC_OBJ_FREE, IOC_MALLOC, IOC_HEAP_CREATE, IOC_HEAP_ALLOC, IOC_HEAP_RESET, IOC_HEAP_DESTROY, IOC_ARENA_ALLOC, IOC_ARENA_RESET, IOC_BENCH];
+pub(crate) const ALL_CMDS: [u32; 22] = [IOC_INFO, IOC_POOL_ALLOC, IOC_FREE, IOC_FILL, IOC_VERIFY, IOC_CHECK, IOC_POOL_SHRINK, IOC_POOL_STATS, IOC_CACHE_CREATE, IOC_CACHE_DESTROY, IOC_OBJ_ALLOC, IOC_OBJ_FREE, IOC_MALLOC, IOC_HEAP_CREATE, IOC_HEAP_ALLOC, IOC_HEAP_RESET, IOC_HEAP_DESTROY, IOC_ARENA_ALLOC, IOC_ARENA_RESET, IOC_BENCH, IOC_REPLAY, IOC_LIST];
 
 #[kunit_tests(rkalloc_uapi)]
 mod tests {

@@ -37,6 +37,11 @@ pub const RKALLOC_BENCH_BATCH_RANDOM: u32 = 2;
 pub const RKALLOC_BENCH_RANDOM_LIFE: u32 = 3;
 pub const RKALLOC_BENCH_CROSS_CPU: u32 = 4;
 pub const RKALLOC_MAX_SAMPLES: u32 = 1024;
+pub const RKALLOC_TRACE_ALLOC: u32 = 0;
+pub const RKALLOC_TRACE_FREE: u32 = 1;
+pub const RKALLOC_MAX_REPLAY_OPS: u32 = 1048576;
+pub const RKALLOC_MAX_REPLAY_SIZE: u32 = 67108864;
+pub const RKALLOC_REPLAY_OWN_FRAG: u32 = 1;
 pub type __u32 = ::core::ffi::c_uint;
 pub type __u64 = ::core::ffi::c_ulonglong;
 #[repr(C)]
@@ -468,4 +473,124 @@ const _: () = {
         [::core::mem::offset_of!(rkalloc_bench, max_ps) - 80usize];
     ["Offset of field: rkalloc_bench::failures"]
         [::core::mem::offset_of!(rkalloc_bench, failures) - 88usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct rkalloc_trace_op {
+    pub op: __u32,
+    pub id: __u32,
+    pub size: __u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of rkalloc_trace_op"][::core::mem::size_of::<rkalloc_trace_op>() - 16usize];
+    ["Alignment of rkalloc_trace_op"][::core::mem::align_of::<rkalloc_trace_op>() - 8usize];
+    ["Offset of field: rkalloc_trace_op::op"]
+        [::core::mem::offset_of!(rkalloc_trace_op, op) - 0usize];
+    ["Offset of field: rkalloc_trace_op::id"]
+        [::core::mem::offset_of!(rkalloc_trace_op, id) - 4usize];
+    ["Offset of field: rkalloc_trace_op::size"]
+        [::core::mem::offset_of!(rkalloc_trace_op, size) - 8usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct rkalloc_replay {
+    pub size: __u32,
+    pub allocator: __u32,
+    pub ops: __u64,
+    pub count: __u32,
+    pub max_id: __u32,
+    pub total_ns: __u64,
+    pub peak_live_bytes: __u64,
+    pub peak_footprint_bytes: __u64,
+    pub internal_bytes_at_peak: __u64,
+    pub metadata_bytes_at_peak: __u64,
+    pub external_permille_at_peak: __u32,
+    pub failures: __u32,
+    pub flags: __u32,
+    pub reserved: __u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of rkalloc_replay"][::core::mem::size_of::<rkalloc_replay>() - 80usize];
+    ["Alignment of rkalloc_replay"][::core::mem::align_of::<rkalloc_replay>() - 8usize];
+    ["Offset of field: rkalloc_replay::size"]
+        [::core::mem::offset_of!(rkalloc_replay, size) - 0usize];
+    ["Offset of field: rkalloc_replay::allocator"]
+        [::core::mem::offset_of!(rkalloc_replay, allocator) - 4usize];
+    ["Offset of field: rkalloc_replay::ops"][::core::mem::offset_of!(rkalloc_replay, ops) - 8usize];
+    ["Offset of field: rkalloc_replay::count"]
+        [::core::mem::offset_of!(rkalloc_replay, count) - 16usize];
+    ["Offset of field: rkalloc_replay::max_id"]
+        [::core::mem::offset_of!(rkalloc_replay, max_id) - 20usize];
+    ["Offset of field: rkalloc_replay::total_ns"]
+        [::core::mem::offset_of!(rkalloc_replay, total_ns) - 24usize];
+    ["Offset of field: rkalloc_replay::peak_live_bytes"]
+        [::core::mem::offset_of!(rkalloc_replay, peak_live_bytes) - 32usize];
+    ["Offset of field: rkalloc_replay::peak_footprint_bytes"]
+        [::core::mem::offset_of!(rkalloc_replay, peak_footprint_bytes) - 40usize];
+    ["Offset of field: rkalloc_replay::internal_bytes_at_peak"]
+        [::core::mem::offset_of!(rkalloc_replay, internal_bytes_at_peak) - 48usize];
+    ["Offset of field: rkalloc_replay::metadata_bytes_at_peak"]
+        [::core::mem::offset_of!(rkalloc_replay, metadata_bytes_at_peak) - 56usize];
+    ["Offset of field: rkalloc_replay::external_permille_at_peak"]
+        [::core::mem::offset_of!(rkalloc_replay, external_permille_at_peak) - 64usize];
+    ["Offset of field: rkalloc_replay::failures"]
+        [::core::mem::offset_of!(rkalloc_replay, failures) - 68usize];
+    ["Offset of field: rkalloc_replay::flags"]
+        [::core::mem::offset_of!(rkalloc_replay, flags) - 72usize];
+    ["Offset of field: rkalloc_replay::reserved"]
+        [::core::mem::offset_of!(rkalloc_replay, reserved) - 76usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct rkalloc_list_entry {
+    pub handle: __u64,
+    pub kind: __u32,
+    pub obj_size: __u32,
+    pub policy: __u32,
+    pub flags: __u32,
+    pub bytes: __u64,
+    pub name: [::core::ffi::c_char; 32usize],
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of rkalloc_list_entry"][::core::mem::size_of::<rkalloc_list_entry>() - 64usize];
+    ["Alignment of rkalloc_list_entry"][::core::mem::align_of::<rkalloc_list_entry>() - 8usize];
+    ["Offset of field: rkalloc_list_entry::handle"]
+        [::core::mem::offset_of!(rkalloc_list_entry, handle) - 0usize];
+    ["Offset of field: rkalloc_list_entry::kind"]
+        [::core::mem::offset_of!(rkalloc_list_entry, kind) - 8usize];
+    ["Offset of field: rkalloc_list_entry::obj_size"]
+        [::core::mem::offset_of!(rkalloc_list_entry, obj_size) - 12usize];
+    ["Offset of field: rkalloc_list_entry::policy"]
+        [::core::mem::offset_of!(rkalloc_list_entry, policy) - 16usize];
+    ["Offset of field: rkalloc_list_entry::flags"]
+        [::core::mem::offset_of!(rkalloc_list_entry, flags) - 20usize];
+    ["Offset of field: rkalloc_list_entry::bytes"]
+        [::core::mem::offset_of!(rkalloc_list_entry, bytes) - 24usize];
+    ["Offset of field: rkalloc_list_entry::name"]
+        [::core::mem::offset_of!(rkalloc_list_entry, name) - 32usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct rkalloc_list {
+    pub size: __u32,
+    pub max: __u32,
+    pub entries: __u64,
+    pub count: __u32,
+    pub reserved: __u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of rkalloc_list"][::core::mem::size_of::<rkalloc_list>() - 24usize];
+    ["Alignment of rkalloc_list"][::core::mem::align_of::<rkalloc_list>() - 8usize];
+    ["Offset of field: rkalloc_list::size"][::core::mem::offset_of!(rkalloc_list, size) - 0usize];
+    ["Offset of field: rkalloc_list::max"][::core::mem::offset_of!(rkalloc_list, max) - 4usize];
+    ["Offset of field: rkalloc_list::entries"]
+        [::core::mem::offset_of!(rkalloc_list, entries) - 8usize];
+    ["Offset of field: rkalloc_list::count"]
+        [::core::mem::offset_of!(rkalloc_list, count) - 16usize];
+    ["Offset of field: rkalloc_list::reserved"]
+        [::core::mem::offset_of!(rkalloc_list, reserved) - 20usize];
 };

@@ -7,7 +7,7 @@ echo "$line"
 echo "$line" | grep -qE '^Node 0, zone  rkalloc( +[0-9]+){11} $' || fail "buddyinfo format: '$line'"
 # The counts agree with the pool's figures: buddy free pages are the
 # pool's free pages less what the per-CPU lists cache.
-sum=$(echo "$line" | awk '{ s = 0; for (o = 0; o <= 10; o++) s += $(5 + o) * 2 ^ o; print s }')
+sum=$(echo "$line" | awk '{ s = 0; m = 1; for (o = 0; o <= 10; o++) { s += $(5 + o) * m; m *= 2 }; print s }')
 expect_eq "$sum" "$(( $(kv $D/pool free_pages) - $(kv $D/pool pcp_pages) ))" "pages in buddyinfo"
 total=$(kv $D/pool total_pages)
 [ $((total % 1024)) = 0 ] || fail "total_pages $total is not whole 4 MiB chunks"

@@ -22,3 +22,5 @@ const unsigned int rkctl_cmd_heap_destroy = RKALLOC_IOC_HEAP_DESTROY;
 const unsigned int rkctl_cmd_arena_alloc = RKALLOC_IOC_ARENA_ALLOC;
 const unsigned int rkctl_cmd_arena_reset = RKALLOC_IOC_ARENA_RESET;
 const unsigned int rkctl_cmd_bench = RKALLOC_IOC_BENCH;
+const unsigned int rkctl_cmd_replay = RKALLOC_IOC_REPLAY;
+const unsigned int rkctl_cmd_list = RKALLOC_IOC_LIST;

@@ -33,6 +33,7 @@ args!(
     uapi::rkalloc_pool_shrink,
     uapi::rkalloc_pool_stats,
     uapi::rkalloc_bench,
+    uapi::rkalloc_replay,
     uapi::rkalloc_heap_create,
     uapi::rkalloc_heap_alloc,
     uapi::rkalloc_handle_op,
@@ -41,6 +42,7 @@ args!(
     uapi::rkalloc_cache_create,
     uapi::rkalloc_batch,
     uapi::rkalloc_malloc,
+    uapi::rkalloc_list,
 );
 
 impl Device {
@@ -130,6 +132,23 @@ impl Device {
 }
 
 impl Device {
+    /// `RKALLOC_IOC_LIST`: every slab cache and heap. Asks for the count,
+    /// then for that many entries (again, larger, if one was added
+    /// meanwhile).
+    pub fn list(&self) -> io::Result<Vec<uapi::rkalloc_list_entry>> {
+        let mut max = 0u32;
+        loop {
+            let mut v = vec![uapi::rkalloc_list_entry::default(); max as usize];
+            let mut a = uapi::rkalloc_list { max, entries: v.as_mut_ptr() as u64, ..Default::default() };
+            self.ioctl(uapi::cmd::list(), &mut a)?;
+            if a.count <= max {
+                v.truncate(a.count as usize);
+                return Ok(v);
+            }
+            max = a.count + 8;
+        }
+    }
+
     /// `RKALLOC_IOC_BENCH`.
     pub fn bench(&self, a: &mut uapi::rkalloc_bench) -> io::Result<()> {
         self.ioctl(uapi::cmd::bench(), a)

@@ -4,6 +4,7 @@ mod device;
 mod errors;
 mod heapcmd;
 mod plot;
+mod replay;
 mod stress;
 mod uapi;
 
@@ -110,6 +111,28 @@ enum Cmd {
     Heap {
         #[arg(required = true)]
         steps: Vec<String>,
+    },
+    /// Replay an allocation trace (`a ID SIZE` / `f ID` lines) in the
+    /// kernel against every allocator that can serve it: ops/s, peak
+    /// footprint, internal and external fragmentation.
+    Replay {
+        trace: PathBuf,
+        /// Allocators to run (default: all), e.g. heap_first,heap_next.
+        #[arg(short, long, value_delimiter = ',')]
+        alloc: Vec<String>,
+        /// Runs per allocator; the table shows the median.
+        #[arg(short, long, default_value_t = 3)]
+        repeats: u32,
+    },
+    /// Write a synthetic allocation trace to stdout.
+    GenTrace {
+        #[arg(value_enum)]
+        shape: replay::Shape,
+        /// Allocations in the trace.
+        #[arg(long, default_value_t = 3000)]
+        allocs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Give free pool memory back to the kernel.
     Shrink,
@@ -304,6 +327,17 @@ fn main() -> Result<()> {
                 bail!("{bad} of {} steps deviate", steps.len());
             }
         }
+        Cmd::Replay { trace, alloc, repeats } => {
+            let t = replay::load(&trace)?;
+            let name = trace.file_name().map_or_else(|| trace.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let r = replay::run(&cli.dev, &name, &t, &alloc, repeats)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                replay::print(&r);
+            }
+        }
+        Cmd::GenTrace { shape, allocs, seed } => print!("{}", replay::generate(shape, allocs, seed)),
         Cmd::Shrink => {
             let n = device::Device::open(&cli.dev)?.shrink()?;
             println!("released {n} pages");
