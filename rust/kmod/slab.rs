@@ -1848,6 +1848,23 @@ impl SizeClasses {
         pages
     }
 
+    /// For a shrinker's scan: empties every registered cache's barn and
+    /// gives its empty slabs back, without sleeping (the CPUs' magazines
+    /// stay). Skips the round when the registry is busy: its holder may be
+    /// allocating, i.e. the very reclaim that called us. Returns pages.
+    pub(crate) fn release_empty(&self) -> usize {
+        let Some(caches) = self.registry.caches.try_lock() else {
+            return 0;
+        };
+        let mut pages = 0;
+        for c in caches.iter() {
+            // SAFETY: registered caches are alive while the mutex is held
+            // (invariant of `Registry`).
+            pages += unsafe { &*c.0 }.release_empty();
+        }
+        pages
+    }
+
     /// Checks every registered cache; returns the problems found.
     pub(crate) fn check(&self) -> usize {
         let mut bad = 0;

@@ -86,9 +86,19 @@ pub const MAX_REGION_BYTES: usize = 1 << 30;
 /// [`HeapError::Invalid`] rather than [`HeapError::NoMemory`].
 pub const MAX_ALLOC: usize = max_alloc_in(MAX_REGION_BYTES);
 
-/// Number of segregated size classes: class `k` holds blocks of
-/// `[32 << k, 64 << k)` bytes, and no block reaches `MAX_REGION_BYTES`.
-const NCLASSES: usize = 25;
+/// Segregated fit's size classes (TLSF's two-level scheme, flattened):
+/// below [`LINEAR`] bytes one class per [`ALIGN`] step, so those classes are
+/// exact; above, [`SUBCLASSES`] classes of equal width per power of two.
+/// No block reaches `MAX_REGION_BYTES` (2^30), so the last class holds
+/// `[7 << 27, 1 << 30)`.
+const SUB_LOG2: u32 = 2;
+const SUBCLASSES: usize = 1 << SUB_LOG2;
+const LINEAR_LOG2: u32 = 7;
+const LINEAR: usize = 1 << LINEAR_LOG2;
+const NCLASSES: usize = LINEAR / ALIGN + (30 - LINEAR_LOG2 as usize) * SUBCLASSES;
+
+/// Words of the non-empty-class bitmap.
+const MAP_WORDS: usize = NCLASSES.div_ceil(64);
 
 /// The null link.
 const NIL: u64 = u64::MAX;
@@ -343,10 +353,27 @@ const fn block_size(size: usize) -> Option<usize> {
     Some(if n < MIN_BLOCK { MIN_BLOCK } else { n })
 }
 
-/// The segregated size class of a block of `size >= MIN_BLOCK` bytes.
+/// The segregated size class of a block of `size` bytes.
 fn class(size: usize) -> usize {
-    let log2 = (usize::BITS - 1).saturating_sub(size.leading_zeros()) as usize;
-    log2.saturating_sub(5).min(NCLASSES - 1)
+    if size < LINEAR {
+        return size / ALIGN;
+    }
+    let log2 = (usize::BITS - 1).saturating_sub(size.leading_zeros());
+    let sub = (size >> (log2 - SUB_LOG2)) & (SUBCLASSES - 1);
+    let c = LINEAR / ALIGN + (log2 - LINEAR_LOG2) as usize * SUBCLASSES + sub;
+    c.min(NCLASSES - 1)
+}
+
+/// The smallest block size of class `c`: every block of class `c` or above
+/// serves a request for that many bytes.
+fn class_floor(c: usize) -> usize {
+    let linear = LINEAR / ALIGN;
+    if c < linear {
+        return c * ALIGN;
+    }
+    let log2 = LINEAR_LOG2 as usize + (c - linear) / SUBCLASSES;
+    let sub = (c - linear) % SUBCLASSES;
+    (1 << log2) + (sub << (log2 - SUB_LOG2 as usize))
 }
 
 /// The link word naming block `b` of region `r`.
@@ -380,15 +407,6 @@ struct Region<M> {
     mem: M,
     start: usize,
     end: usize,
-}
-
-/// What unlinking a free block will write, validated before anything is.
-#[derive(Clone, Copy)]
-struct Unlink {
-    list: usize,
-    me: u64,
-    next: u64,
-    prev: u64,
 }
 
 /// Running totals, kept so that [`Heap::stats`] is O(1) apart from the
@@ -447,8 +465,8 @@ pub struct Heap<M, const R: usize = MAX_REGIONS> {
     /// List heads; only `heads[0]` is used unless the policy is segregated.
     heads: [u64; NCLASSES],
     /// Bit `k` set iff `heads[k]` is not empty, so segregated fit finds the
-    /// next larger non-empty class with one `trailing_zeros`.
-    nonempty: u32,
+    /// next non-empty class with a `trailing_zeros` per word.
+    nonempty: [u64; MAP_WORDS],
     /// Next fit's roving pointer: the free block where the next search
     /// starts, or `NIL` for the list head.
     rover: u64,
@@ -464,7 +482,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
             flags,
             regions: [const { None }; R],
             heads: [NIL; NCLASSES],
-            nonempty: 0,
+            nonempty: [0; MAP_WORDS],
             rover: NIL,
             corrupt: None,
             c: Counters::ZERO,
@@ -570,8 +588,8 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         }
         let list = self.list_of(t.size);
         let done = self
-            .unlink_plan(list, r, start)
-            .and_then(|u| self.unlink_apply(u));
+            .unlink_check(list, r, start)
+            .and_then(|()| self.unlink(list, r, start).map(|_| ()));
         if let Err(e) = done {
             self.latch(e);
             return None;
@@ -723,7 +741,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         let mut listed = 0u64;
         for list in 0..NCLASSES {
             let head = self.heads[list];
-            if (self.nonempty >> list) & 1 != u32::from(head != NIL) {
+            if self.is_nonempty(list) != (head != NIL) {
                 return Err(inconsistent(0, 0, "non-empty class mask"));
             }
             if list > 0 && head != NIL && self.policy != Policy::SegregatedFit {
@@ -742,7 +760,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                 if self.rd(r, b + PREV) != Some(prev) {
                     return Err(inconsistent(r, b, "broken back link"));
                 }
-                if !self.flags.contains(HeapFlags::LIFO) && prev != NIL && prev >= k {
+                if self.ordered() && prev != NIL && prev >= k {
                     return Err(inconsistent(r, b, "free list not address ordered"));
                 }
                 prev = k;
@@ -784,6 +802,59 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
             Policy::SegregatedFit => class(size),
             _ => 0,
         }
+    }
+
+    /// Whether free lists are kept in address order: the default for the
+    /// single list of first, next and best fit. Segregated fit's classes
+    /// are always LIFO, which keeps every one of its operations O(1).
+    fn ordered(&self) -> bool {
+        self.policy != Policy::SegregatedFit && !self.flags.contains(HeapFlags::LIFO)
+    }
+
+    fn debug(&self) -> bool {
+        self.flags.contains(HeapFlags::DEBUG)
+    }
+
+    fn is_nonempty(&self, list: usize) -> bool {
+        let word = self.nonempty.get(list / 64).copied().unwrap_or(0);
+        (word >> (list % 64)) & 1 != 0
+    }
+
+    fn mark(&mut self, list: usize, on: bool) {
+        if let Some(word) = self.nonempty.get_mut(list / 64) {
+            let bit = 1u64 << (list % 64);
+            if on {
+                *word |= bit;
+            } else {
+                *word &= !bit;
+            }
+        }
+    }
+
+    /// The first non-empty list at or above `list`.
+    fn nonempty_from(&self, list: usize) -> Option<usize> {
+        let mut i = list / 64;
+        let mut word = self.nonempty.get(i)? & (u64::MAX << (list % 64));
+        loop {
+            if word != 0 {
+                return Some(i * 64 + word.trailing_zeros() as usize);
+            }
+            i += 1;
+            word = *self.nonempty.get(i)?;
+        }
+    }
+
+    /// The last non-empty list.
+    fn top_nonempty(&self) -> Option<usize> {
+        let mut i = MAP_WORDS;
+        while i > 0 {
+            i -= 1;
+            let word = self.nonempty.get(i).copied().unwrap_or(0);
+            if word != 0 {
+                return Some(i * 64 + 63 - word.leading_zeros() as usize);
+            }
+        }
+        None
     }
 
     /// Records the first corruption, so it is reported once and the heap
@@ -916,7 +987,8 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         Ok(t)
     }
 
-    /// Follows a list link: it must name a valid free block.
+    /// Follows a list link: it must name a valid free block. Fully
+    /// validated, for [`Heap::check`] and under [`HeapFlags::DEBUG`].
     fn node(&self, k: u64) -> Result<(usize, usize, Tag), HeapError> {
         let (r, b) = unkey(k);
         let t = self.block(r, b)?;
@@ -926,9 +998,49 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         Ok((r, b, t))
     }
 
+    /// Follows a list link on the hot path. Under [`HeapFlags::DEBUG`] it
+    /// is [`Heap::node`]; otherwise it trusts the heap's own invariants and
+    /// checks only what keeps every later access in bounds: a block offset
+    /// inside the block area, holding a free tag that fits there. The
+    /// footer, start map and list membership are left to [`Heap::check`],
+    /// so a forged link costs at most a wrong block, never a panic.
+    #[inline]
+    fn fnode(&self, k: u64) -> Result<(usize, usize, Tag), HeapError> {
+        if self.debug() {
+            return self.node(k);
+        }
+        let (r, b) = unkey(k);
+        let reg = self.slot(r).ok_or(corrupt(r, b))?;
+        if b < reg.start || b >= reg.end || b % ALIGN != TAG {
+            return Err(corrupt(r, b));
+        }
+        let w = self.rd(r, b).ok_or(corrupt(r, b))?;
+        let size = (w & SIZE_MASK) as usize;
+        // Without DEBUG a free tag is its size and nothing else.
+        if w & !SIZE_MASK != 0 || size < MIN_BLOCK || size > reg.end - b {
+            return Err(corrupt(r, b));
+        }
+        Ok((
+            r,
+            b,
+            Tag {
+                size,
+                allocated: false,
+                slack: 0,
+            },
+        ))
+    }
+
     /// The next link of free block `(r, b)`.
     fn next_of(&self, r: usize, b: usize) -> Result<u64, HeapError> {
-        self.rd(r, b + NEXT).ok_or(corrupt(r, b + NEXT))
+        let off = b.saturating_add(NEXT);
+        self.rd(r, off).ok_or(corrupt(r, off))
+    }
+
+    /// The prev link of free block `(r, b)`.
+    fn prev_of(&self, r: usize, b: usize) -> Result<u64, HeapError> {
+        let off = b.saturating_add(PREV);
+        self.rd(r, off).ok_or(corrupt(r, off))
     }
 
     /// The live allocation whose payload starts at `ptr`, or Invalid.
@@ -947,8 +1059,8 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         Ok((r, p - TAG, t))
     }
 
-    /// Walks list `list` from `from` up to (not including) `stop` and
-    /// returns the first block of at least `n` bytes.
+    /// Walks a list from `from` up to (not including) `stop` and returns
+    /// the first block of at least `n` bytes.
     fn first_fit(
         &self,
         from: u64,
@@ -959,19 +1071,24 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         let mut k = from;
         let mut seen = 0u64;
         while k != NIL && k != stop {
-            let (r, b, t) = self.node(k)?;
+            let (r, b, t) = self.fnode(k)?;
             seen += 1;
             if seen > self.c.free_blocks {
                 // Only a cycle makes a list longer than the free blocks.
                 return Err(corrupt(r, b + NEXT));
             }
-            *steps += 1;
             if t.size >= n {
+                *steps += seen;
                 return Ok(Some((r, b, t)));
             }
             k = self.next_of(r, b)?;
         }
+        *steps += seen;
         Ok(None)
+    }
+
+    fn head(&self, list: usize) -> u64 {
+        self.heads.get(list).copied().unwrap_or(NIL)
     }
 
     /// The policy's choice of free block for a block of `n` bytes.
@@ -994,12 +1111,11 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                 let mut k = self.heads[0];
                 let mut seen = 0u64;
                 while k != NIL {
-                    let (r, b, t) = self.node(k)?;
+                    let (r, b, t) = self.fnode(k)?;
                     seen += 1;
                     if seen > self.c.free_blocks {
                         return Err(corrupt(r, b + NEXT));
                     }
-                    *steps += 1;
                     if t.size >= n && best.is_none_or(|(_, _, bt)| t.size < bt.size) {
                         best = Some((r, b, t));
                         if t.size == n {
@@ -1008,26 +1124,25 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                     }
                     k = self.next_of(r, b)?;
                 }
+                *steps += seen;
                 Ok(best)
             }
             Policy::SegregatedFit => {
+                // Every block of class `c` or above fits when `n` is the
+                // class's floor, else every block above it: take the head
+                // of the first non-empty one, found in the bitmap.
                 let c = class(n);
-                if let Some(found) = self.first_fit(self.heads[c], NIL, n, steps)? {
-                    return Ok(Some(found));
+                let fits = if class_floor(c) == n { c } else { c + 1 };
+                if let Some(c2) = self.nonempty_from(fits) {
+                    let (r, b, t) = self.fnode(self.head(c2))?;
+                    *steps += 1;
+                    if t.size < n {
+                        return Err(corrupt(r, b));
+                    }
+                    return Ok(Some((r, b, t)));
                 }
-                // Classes above c hold blocks of at least 64 << c > n bytes.
-                let larger = self.nonempty & !((2u32 << c) - 1);
-                if larger == 0 {
-                    return Ok(None);
-                }
-                let c2 = larger.trailing_zeros() as usize;
-                let k = self.heads.get(c2).copied().unwrap_or(NIL);
-                let (r, b, t) = self.node(k)?;
-                *steps += 1;
-                if t.size < n {
-                    return Err(corrupt(r, b));
-                }
-                Ok(Some((r, b, t)))
+                // Only blocks of the request's own class can still fit.
+                self.first_fit(self.head(c), NIL, n, steps)
             }
         }
     }
@@ -1044,15 +1159,16 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         let rest = t.size - n;
         let a = if rest >= MIN_BLOCK {
             // Carve the tail: the remainder keeps its header offset and so
-            // its list position, unless it drops to a smaller class.
+            // its list position, unless it drops to a smaller class (only
+            // under segregated fit, whose classes are LIFO).
             let (old, new) = (self.list_of(t.size), self.list_of(rest));
             if old != new {
-                let u = self.unlink_plan(old, r, b)?;
+                self.unlink_check(old, r, b)?;
                 let mut steps = 0;
                 let pred = self.find_pred(new, key(r, b), &mut steps);
                 self.c.insert_steps = self.c.insert_steps.saturating_add(steps);
                 let pred = pred?;
-                self.unlink_apply(u)?;
+                self.unlink(old, r, b)?;
                 self.write_tags(r, b, rest, false, 0)?;
                 self.link_after(new, r, b, pred)?;
             } else {
@@ -1068,11 +1184,12 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
             add(&mut self.c.alloc_payload, n - 2 * TAG);
             a
         } else {
-            let u = self.unlink_plan(self.list_of(t.size), r, b)?;
-            self.unlink_apply(u)?;
+            let list = self.list_of(t.size);
+            self.unlink_check(list, r, b)?;
+            let next = self.unlink(list, r, b)?;
             self.write_tags(r, b, t.size, true, t.size - 2 * TAG - size)?;
             if self.policy == Policy::NextFit {
-                self.rover = u.next;
+                self.rover = next;
             }
             sub(&mut self.c.free_blocks, 1);
             sub(&mut self.c.free_payload, t.size - 2 * TAG);
@@ -1088,97 +1205,168 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         })
     }
 
-    /// Frees the allocated block `(r, b)`, merging free neighbours. All
-    /// tags and links involved are validated before the first write.
-    fn release(&mut self, r: usize, b: usize, t: Tag) -> Result<(), HeapError> {
+    /// The free neighbours of the allocated block `(r, b)` of `size` bytes:
+    /// the left one's offset and size, the right one's size. Under
+    /// [`HeapFlags::DEBUG`] both neighbours are fully validated; otherwise
+    /// a free neighbour's header and footer must agree and fit.
+    #[expect(clippy::type_complexity)]
+    fn neighbours(
+        &self,
+        r: usize,
+        b: usize,
+        size: usize,
+    ) -> Result<(Option<(usize, usize)>, Option<usize>), HeapError> {
         let (start, end) = match self.slot(r) {
             Some(reg) => (reg.start, reg.end),
             None => return Err(HeapError::Invalid),
         };
+        let debug = self.debug();
         let left = if b > start {
             let w = self.rd(r, b - TAG).ok_or(corrupt(r, b - TAG))?;
-            let lsize = (w & SIZE_MASK) as usize;
-            let lb = b
-                .checked_sub(lsize)
-                .filter(|&lb| lb >= start)
-                .ok_or(corrupt(r, b - TAG))?;
-            let lt = self.block(r, lb)?;
-            if lt.size != lsize {
-                return Err(corrupt(r, b - TAG));
+            if w & ALLOCATED != 0 && !debug {
+                None
+            } else {
+                let lsize = (w & SIZE_MASK) as usize;
+                let lb = b
+                    .checked_sub(lsize)
+                    .filter(|&lb| lb >= start)
+                    .ok_or(corrupt(r, b - TAG))?;
+                let lt = if debug {
+                    self.block(r, lb)?
+                } else if w & !SIZE_MASK != 0 || lsize < MIN_BLOCK || self.rd(r, lb) != Some(w) {
+                    return Err(corrupt(r, b - TAG));
+                } else {
+                    Tag {
+                        size: lsize,
+                        allocated: false,
+                        slack: 0,
+                    }
+                };
+                if lt.size != lsize {
+                    return Err(corrupt(r, b - TAG));
+                }
+                (!lt.allocated).then_some((lb, lsize))
             }
-            (!lt.allocated).then_some((lb, lt.size))
         } else {
             None
         };
-        let rb = b + t.size;
-        let right = if rb < end {
+        let rb = b + size;
+        let right = if rb >= end {
+            None
+        } else if debug {
             let rt = self.block(r, rb)?;
             (!rt.allocated).then_some(rt.size)
         } else {
-            None
+            let w = self.rd(r, rb).ok_or(corrupt(r, rb))?;
+            let rsize = (w & SIZE_MASK) as usize;
+            if w & ALLOCATED != 0 {
+                None
+            } else if w & !SIZE_MASK != 0 || rsize < MIN_BLOCK || rsize > end - rb {
+                return Err(corrupt(r, rb));
+            } else {
+                Some(rsize)
+            }
         };
+        Ok((left, right))
+    }
+
+    /// Frees the allocated block `(r, b)`, merging free neighbours. The
+    /// links involved are validated before the first write.
+    ///
+    /// In an address-ordered list a merged block takes its neighbour's
+    /// place, which is exactly its own (no free block lies between them),
+    /// so only a free without a free neighbour walks the list. LIFO lists
+    /// and segregated classes unlink the neighbours and push at the head.
+    fn release(&mut self, r: usize, b: usize, t: Tag) -> Result<(), HeapError> {
+        let (left, right) = self.neighbours(r, b, t.size)?;
+        let rb = b + t.size;
         let ms = left.map_or(b, |(lb, _)| lb);
         let msize = left.map_or(0, |(_, s)| s) + t.size + right.unwrap_or(0);
-        let target = self.list_of(msize);
-        if let Some((lb, lsize)) = left {
-            self.unlink_plan(self.list_of(lsize), r, lb)?;
-        }
-        if let Some(rsize) = right {
-            self.unlink_plan(self.list_of(rsize), r, rb)?;
-        }
-        let mut steps = 0;
-        let pred = self.find_pred(target, key(r, ms), &mut steps);
-        self.c.insert_steps = self.c.insert_steps.saturating_add(steps);
-        let pred = pred?;
-
-        // Everything is validated: from here on nothing can fail. Plans
-        // are re-made because unlinking the left block may rewrite the
-        // right one's back link.
         let mut merged = 0;
-        if let Some((lb, lsize)) = left {
-            let u = self.unlink_plan(self.list_of(lsize), r, lb)?;
-            self.unlink_apply(u)?;
+
+        if self.ordered() {
+            let rover_absorbed = self.policy == Policy::NextFit
+                && (left.is_some() && self.rover == key(r, ms)
+                    || right.is_some() && self.rover == key(r, rb));
+            match (left, right) {
+                (None, None) => {
+                    let mut steps = 0;
+                    let pred = self.find_pred(0, key(r, b), &mut steps);
+                    self.c.insert_steps = self.c.insert_steps.saturating_add(steps);
+                    let pred = pred?;
+                    self.link_after(0, r, b, pred)?;
+                }
+                (Some(_), None) => {}
+                (Some(_), Some(_)) => {
+                    self.unlink_check(0, r, rb)?;
+                    self.unlink(0, r, rb)?;
+                }
+                (None, Some(_)) => {
+                    self.unlink_check(0, r, rb)?;
+                    self.replace(0, r, rb, b)?;
+                }
+            }
+            self.write_tags(r, ms, msize, false, 0)?;
+            if rover_absorbed {
+                // As if both had been unlinked and the merged block put
+                // back: the search resumes after it.
+                self.rover = self.next_of(r, ms)?;
+            }
+        } else {
+            if let Some((lb, lsize)) = left {
+                self.unlink_check(self.list_of(lsize), r, lb)?;
+            }
+            if let Some(rsize) = right {
+                self.unlink_check(self.list_of(rsize), r, rb)?;
+            }
+            // Both are valid list members, so unlinking one leaves the
+            // other's (re-read) links valid.
+            if let Some((lb, lsize)) = left {
+                self.unlink(self.list_of(lsize), r, lb)?;
+            }
+            if let Some(rsize) = right {
+                self.unlink(self.list_of(rsize), r, rb)?;
+            }
+            self.write_tags(r, ms, msize, false, 0)?;
+            self.link_after(self.list_of(msize), r, ms, NIL)?;
+        }
+        if let Some((_, lsize)) = left {
             self.set_bit(r, b + TAG, false)?;
             merged += lsize - 2 * TAG;
         }
         if let Some(rsize) = right {
-            let u = self.unlink_plan(self.list_of(rsize), r, rb)?;
-            self.unlink_apply(u)?;
             self.set_bit(r, rb + TAG, false)?;
             merged += rsize - 2 * TAG;
         }
-        self.write_tags(r, ms, msize, false, 0)?;
-        self.link_after(target, r, ms, pred)?;
 
         let payload = t.size - 2 * TAG;
         sub(&mut self.c.alloc_blocks, 1);
         sub(&mut self.c.alloc_payload, payload);
         sub(&mut self.c.requested, payload - t.slack);
-        add(&mut self.c.free_blocks, 1);
         sub(
             &mut self.c.free_blocks,
             usize::from(left.is_some()) + usize::from(right.is_some()),
         );
-        sub(&mut self.c.free_payload, merged);
-        add(&mut self.c.free_payload, msize - 2 * TAG);
+        add(&mut self.c.free_blocks, 1);
+        add(&mut self.c.free_payload, msize - 2 * TAG - merged);
         self.c.frees = self.c.frees.saturating_add(1);
         Ok(())
     }
 
     /// The node after which block key `me` goes in list `list`: the last
-    /// one ordered before it, or `NIL` for the head (always under LIFO).
-    /// Validates the nodes around the insertion point.
+    /// one ordered before it, or `NIL` for the head (always for unordered
+    /// lists). Validates the nodes around the insertion point.
     fn find_pred(&self, list: usize, me: u64, steps: &mut u64) -> Result<u64, HeapError> {
-        let head = self.heads.get(list).copied().unwrap_or(NIL);
-        if self.flags.contains(HeapFlags::LIFO) {
+        let head = self.head(list);
+        if !self.ordered() {
             if head != NIL {
-                self.node(head)?;
+                self.fnode(head)?;
             }
             return Ok(NIL);
         }
         let (mut pred, mut k, mut seen) = (NIL, head, 0u64);
         while k != NIL {
-            let (r, b, _) = self.node(k)?;
+            let (r, b, _) = self.fnode(k)?;
             if k >= me {
                 break;
             }
@@ -1186,61 +1374,93 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
             if seen > self.c.free_blocks {
                 return Err(corrupt(r, b + NEXT));
             }
-            *steps += 1;
             pred = k;
             k = self.next_of(r, b)?;
         }
+        *steps += seen;
         Ok(pred)
     }
 
-    /// Validates everything unlinking free block `(r, b)` from `list` will
-    /// touch: both neighbours are free blocks pointing back at it.
-    fn unlink_plan(&self, list: usize, r: usize, b: usize) -> Result<Unlink, HeapError> {
+    /// Validates what unlinking free block `(r, b)` from `list` will touch:
+    /// both neighbours point back at it (and, under DEBUG, are valid free
+    /// blocks).
+    fn unlink_check(&self, list: usize, r: usize, b: usize) -> Result<(), HeapError> {
         let me = key(r, b);
         let next = self.next_of(r, b)?;
-        let prev = self.rd(r, b + PREV).ok_or(corrupt(r, b + PREV))?;
+        let prev = self.prev_of(r, b)?;
         if prev == NIL {
             if self.heads.get(list) != Some(&me) {
                 return Err(corrupt(r, b + PREV));
             }
         } else {
-            let (pr, pb, _) = self.node(prev)?;
-            if self.rd(pr, pb + NEXT) != Some(me) {
+            let (pr, pb) = unkey(prev);
+            if self.debug() {
+                self.node(prev)?;
+            }
+            if self.next_of(pr, pb).ok() != Some(me) {
                 return Err(corrupt(r, b + PREV));
             }
         }
         if next != NIL {
-            let (nr, nb, _) = self.node(next)?;
-            if self.rd(nr, nb + PREV) != Some(me) {
+            let (nr, nb) = unkey(next);
+            if self.debug() {
+                self.node(next)?;
+            }
+            if self.prev_of(nr, nb).ok() != Some(me) {
                 return Err(corrupt(r, b + NEXT));
             }
         }
-        Ok(Unlink {
-            list,
-            me,
-            next,
-            prev,
-        })
+        Ok(())
     }
 
-    fn unlink_apply(&mut self, u: Unlink) -> Result<(), HeapError> {
-        if u.prev == NIL {
-            if let Some(h) = self.heads.get_mut(u.list) {
-                *h = u.next;
+    /// Unlinks free block `(r, b)` from `list`, as validated by
+    /// [`Heap::unlink_check`], and returns its successor.
+    fn unlink(&mut self, list: usize, r: usize, b: usize) -> Result<u64, HeapError> {
+        let me = key(r, b);
+        let next = self.next_of(r, b)?;
+        let prev = self.prev_of(r, b)?;
+        self.relink(list, prev, next, next, prev)?;
+        if self.head(list) == NIL {
+            self.mark(list, false);
+        }
+        if self.rover == me {
+            self.rover = next;
+        }
+        Ok(next)
+    }
+
+    /// Puts free block `(r, b)` in place of the free block `(r, old)` in
+    /// `list`, as validated by [`Heap::unlink_check`].
+    fn replace(&mut self, list: usize, r: usize, old: usize, b: usize) -> Result<(), HeapError> {
+        let me = key(r, b);
+        let next = self.next_of(r, old)?;
+        let prev = self.prev_of(r, old)?;
+        self.wr(r, b + NEXT, next)?;
+        self.wr(r, b + PREV, prev)?;
+        self.relink(list, prev, next, me, me)
+    }
+
+    /// Points `prev`'s next link (or the head of `list`) at `to_next` and
+    /// `next`'s prev link at `to_prev`.
+    fn relink(
+        &mut self,
+        list: usize,
+        prev: u64,
+        next: u64,
+        to_next: u64,
+        to_prev: u64,
+    ) -> Result<(), HeapError> {
+        if prev == NIL {
+            if let Some(h) = self.heads.get_mut(list) {
+                *h = to_next;
             }
         } else {
-            let (pr, pb) = unkey(u.prev);
-            self.wr(pr, pb + NEXT, u.next)?;
+            let (pr, pb) = unkey(prev);
+            self.wr(pr, pb.saturating_add(NEXT), to_next)?;
         }
-        if u.next != NIL {
-            let (nr, nb) = unkey(u.next);
-            self.wr(nr, nb + PREV, u.prev)?;
-        }
-        if self.heads.get(u.list) == Some(&NIL) {
-            self.nonempty &= !(1u32 << u.list);
-        }
-        if self.rover == u.me {
-            self.rover = u.next;
+        if next != NIL {
+            let (nr, nb) = unkey(next);
+            self.wr(nr, nb.saturating_add(PREV), to_prev)?;
         }
         Ok(())
     }
@@ -1250,26 +1470,15 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
     fn link_after(&mut self, list: usize, r: usize, b: usize, pred: u64) -> Result<(), HeapError> {
         let me = key(r, b);
         let next = if pred == NIL {
-            self.heads.get(list).copied().unwrap_or(NIL)
+            self.head(list)
         } else {
             let (pr, pb) = unkey(pred);
             self.next_of(pr, pb)?
         };
         self.wr(r, b + NEXT, next)?;
         self.wr(r, b + PREV, pred)?;
-        if pred == NIL {
-            if let Some(h) = self.heads.get_mut(list) {
-                *h = me;
-            }
-        } else {
-            let (pr, pb) = unkey(pred);
-            self.wr(pr, pb + NEXT, me)?;
-        }
-        if next != NIL {
-            let (nr, nb) = unkey(next);
-            self.wr(nr, nb + PREV, me)?;
-        }
-        self.nonempty |= 1u32 << list;
+        self.relink(list, pred, next, me, me)?;
+        self.mark(list, true);
         Ok(())
     }
 
@@ -1277,11 +1486,8 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
     fn largest_free(&self) -> u64 {
         // Under segregated fit the largest block is in the highest
         // non-empty class.
-        let lists = match self.policy {
-            Policy::SegregatedFit if self.nonempty != 0 => {
-                let top = 31 - self.nonempty.leading_zeros() as usize;
-                top..top + 1
-            }
+        let lists = match (self.policy, self.top_nonempty()) {
+            (Policy::SegregatedFit, Some(top)) => top..top + 1,
             _ => 0..1,
         };
         let mut best = 0;

@@ -92,6 +92,7 @@ pub fn run(path: &Path) -> Result<Vec<Case>> {
     case("verify after free", "EINVAL", dev.verify(h, 1).map(|_| ()));
     crate::heapcmd::error_cases(&dev, &other, &mut case)?;
     slab_cases(&dev, &other, &mut case)?;
+    list_cases(&dev, &other, &mut case)?;
 
     // The per-fd cap: fill it with top-order blocks until ENOMEM.
     let cap = dev.info()?.fd_cap_bytes;
@@ -120,6 +121,43 @@ pub fn run(path: &Path) -> Result<Vec<Case>> {
     }
     case("invariants hold", "success", dev.check());
     Ok(cases)
+}
+
+/// `RKALLOC_IOC_LIST` error paths: a bad size or reserved field, an
+/// unwritable entry array; and max 0 only counts.
+fn list_cases(dev: &Device, other: &Device, case: &mut dyn FnMut(&'static str, &'static str, io::Result<()>)) -> Result<()> {
+    let eio = || Err(io::Error::from_raw_os_error(libc::EIO));
+    let total = dev.list()?.len() as u32;
+    let mut l = uapi::rkalloc_list { size: 8, ..Default::default() };
+    case("list: wrong size field", "EINVAL", raw(dev, uapi::cmd::list(), &mut l as *mut _ as usize));
+    let mut l = uapi::rkalloc_list { reserved: 1, count: 77, ..Default::default() };
+    case("list: non-zero reserved field", "EINVAL", dev.ioctl(uapi::cmd::list(), &mut l));
+    case("list: count untouched on failure", "success", if l.count == 77 { Ok(()) } else { eio() });
+    let mut l = uapi::rkalloc_list { max: 4, entries: 0x10, ..Default::default() };
+    case("list: unwritable entry array", "EFAULT", dev.ioctl(uapi::cmd::list(), &mut l));
+    let mut l = uapi::rkalloc_list { max: 0, entries: 0x10, ..Default::default() };
+    case("list: max 0 only counts", "success", dev.ioctl(uapi::cmd::list(), &mut l));
+    case("list: count of max 0 is the total", "success", if l.count == total && total >= 13 { Ok(()) } else { eio() });
+    let mut one = [uapi::rkalloc_list_entry::default(); 2];
+    let mut l = uapi::rkalloc_list { max: 1, entries: one.as_mut_ptr() as u64, ..Default::default() };
+    let r = dev.ioctl(uapi::cmd::list(), &mut l);
+    let ok = r.is_ok() && l.count == total && one[0].kind == uapi::RKALLOC_KIND_CACHE && one[1].kind == 0;
+    case("list: writes at most max entries", "success", if ok { Ok(()) } else { eio() });
+    // An fd's own cache and heap carry its handles; another fd sees 0.
+    let cache = dev.cache_create("rkctl-list", 40, 0, 0)?;
+    let heap = dev.heap_create(uapi::RKALLOC_POLICY_BEST_FIT, 0, 0)?;
+    let mine = dev.list()?;
+    let theirs = other.list()?;
+    let named = |v: &[uapi::rkalloc_list_entry], h: u64| v.iter().filter(|e| e.handle == h).count();
+    let cache_ok = mine.iter().any(|e| e.handle == cache && e.kind == uapi::RKALLOC_KIND_CACHE && e.obj_size == 40);
+    let heap_ok = mine.iter().any(|e| e.handle == heap && e.kind == uapi::RKALLOC_KIND_HEAP && e.policy == uapi::RKALLOC_POLICY_BEST_FIT && e.bytes == 64 << 10);
+    case("list: own cache and heap by handle", "success", if cache_ok && heap_ok && named(&mine, cache) == 1 { Ok(()) } else { eio() });
+    let hidden = theirs.len() == mine.len() && named(&theirs, cache) == 0 && named(&theirs, heap) == 0;
+    case("list: another fd's cache and heap without handle", "success", if hidden { Ok(()) } else { eio() });
+    dev.cache_destroy(cache)?;
+    dev.heap_destroy(heap)?;
+    case("list: destroyed ones are gone", "success", if dev.list()?.len() as u32 == total { Ok(()) } else { eio() });
+    Ok(())
 }
 
 /// Slab cache, object batch and `rk_malloc` error paths: every bad input

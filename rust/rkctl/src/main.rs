@@ -3,6 +3,7 @@ mod bench;
 mod device;
 mod errors;
 mod heapcmd;
+mod map;
 mod plot;
 mod replay;
 mod stress;
@@ -138,6 +139,58 @@ enum Cmd {
     Shrink,
     /// Run the invariant checkers.
     Check,
+    /// The pool's occupancy, one cell per page (free, per-CPU, or used by
+    /// owner or order), from the binary debugfs map: a summary, and an SVG
+    /// with --out.
+    Map {
+        /// Draw the map into this .svg file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Colour used pages by owner class or by block order.
+        #[arg(long, value_enum, default_value = "owner")]
+        by: map::By,
+        /// The kernel's binary map file.
+        #[arg(long, default_value = map::DEBUGFS_MAP)]
+        debugfs: PathBuf,
+        /// Read a saved map file instead (e.g. on the host).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Also save the raw map file here.
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
+}
+
+/// One slab cache or heap of `RKALLOC_IOC_LIST`.
+#[derive(Serialize)]
+struct ListEntry {
+    kind: &'static str,
+    name: String,
+    /// This fd's handle for it, 0 when another fd (or the module) owns it.
+    handle: u64,
+    obj_size: u32,
+    policy: u32,
+    flags: u32,
+    bytes: u64,
+}
+
+impl ListEntry {
+    fn of(e: &uapi::rkalloc_list_entry) -> Self {
+        let name: Vec<u8> = e.name.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        ListEntry {
+            kind: match e.kind {
+                uapi::RKALLOC_KIND_CACHE => "cache",
+                uapi::RKALLOC_KIND_HEAP => "heap",
+                _ => "unknown",
+            },
+            name: String::from_utf8_lossy(&name).into_owned(),
+            handle: e.handle,
+            obj_size: e.obj_size,
+            policy: e.policy,
+            flags: e.flags,
+            bytes: e.bytes,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -170,22 +223,46 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Info => {
-            let i = device::Device::open(&cli.dev)?.info()?;
-            print(
-                cli.json,
-                &Info {
-                    abi_version: i.abi_version,
-                    page_size: i.page_size,
-                    max_order: i.max_order,
-                    nr_cpus: i.nr_cpus,
-                    nr_caches: i.nr_caches,
-                    nr_heaps: i.nr_heaps,
-                    pool_pages: i.pool_pages,
-                    pool_free_pages: i.pool_free_pages,
-                    fd_bytes: i.fd_bytes,
-                    fd_cap_bytes: i.fd_cap_bytes,
-                },
-            )?;
+            let dev = device::Device::open(&cli.dev)?;
+            let i = dev.info()?;
+            let list: Vec<ListEntry> = dev.list()?.iter().map(ListEntry::of).collect();
+            let info = Info {
+                abi_version: i.abi_version,
+                page_size: i.page_size,
+                max_order: i.max_order,
+                nr_cpus: i.nr_cpus,
+                nr_caches: i.nr_caches,
+                nr_heaps: i.nr_heaps,
+                pool_pages: i.pool_pages,
+                pool_free_pages: i.pool_free_pages,
+                fd_bytes: i.fd_bytes,
+                fd_cap_bytes: i.fd_cap_bytes,
+            };
+            if cli.json {
+                #[derive(Serialize)]
+                struct Full {
+                    #[serde(flatten)]
+                    info: Info,
+                    caches_and_heaps: Vec<ListEntry>,
+                }
+                println!("{}", serde_json::to_string_pretty(&Full { info, caches_and_heaps: list })?);
+            } else {
+                print(false, &info)?;
+                println!();
+                println!("{:<6} {:<32} {:>8} {:>6} {:>5} {:>12} {:>18}", "kind", "name", "obj_size", "policy", "flags", "bytes", "handle");
+                for e in &list {
+                    println!(
+                        "{:<6} {:<32} {:>8} {:>6} {:>5} {:>12} {:>18}",
+                        e.kind,
+                        e.name,
+                        e.obj_size,
+                        e.policy,
+                        e.flags,
+                        e.bytes,
+                        if e.handle == 0 { "-".to_string() } else { format!("{:#x}", e.handle) }
+                    );
+                }
+            }
         }
         Cmd::Stats => {
             let s = device::Device::open(&cli.dev)?.pool_stats()?;
@@ -345,6 +422,24 @@ fn main() -> Result<()> {
         Cmd::Check => {
             device::Device::open(&cli.dev)?.check()?;
             println!("invariants hold");
+        }
+        Cmd::Map { out, by, debugfs, input, save } => {
+            let (raw, m) = map::load(input.as_deref().unwrap_or(&debugfs))?;
+            if let Some(p) = save {
+                std::fs::write(&p, &raw)?;
+            }
+            let s = map::summarize(&m);
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                map::print(&s);
+            }
+            if let Some(out) = out {
+                map::draw(&m, by, &out)?;
+                if !cli.json {
+                    println!("wrote {}", out.display());
+                }
+            }
         }
     }
     Ok(())

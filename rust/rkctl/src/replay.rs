@@ -141,6 +141,7 @@ pub struct Report {
     pub max_id: u32,
     pub max_size: u64,
     pub peak_live_bytes: u64,
+    pub live_at_end: u64,
     pub repeats: u32,
     pub rows: Vec<Row>,
 }
@@ -195,6 +196,7 @@ pub fn run(dev: &Path, name: &str, trace: &Trace, names: &[String], repeats: u32
         max_id: trace.max_id,
         max_size: trace.max_size,
         peak_live_bytes: trace.peak_live,
+        live_at_end: trace.live_at_end,
         repeats,
         rows,
     })
@@ -244,8 +246,8 @@ fn row(name: &str, trace: &Trace, runs: &mut [uapi::rkalloc_replay], skipped: Op
 /// The table of a report.
 pub fn print(r: &Report) {
     println!(
-        "replay {}: {} ops ({} allocs, {} frees), {} ids, sizes up to {} B, peak live {} B, median of {}",
-        r.trace, r.ops, r.allocs, r.frees, r.max_id, r.max_size, r.peak_live_bytes, r.repeats
+        "replay {}: {} ops ({} allocs, {} frees, {} live at the end), {} ids, sizes up to {} B, peak live {} B, median of {}",
+        r.trace, r.ops, r.allocs, r.frees, r.live_at_end, r.max_id, r.max_size, r.peak_live_bytes, r.repeats
     );
     println!(
         "{:>16} {:>12} {:>10} {:>12} {:>14} {:>7} {:>12} {:>7} {:>9} {:>6}",
