@@ -161,7 +161,9 @@ fn granted(id: u32, size: usize, max: usize) -> usize {
         }
         uapi::RKALLOC_ALLOC_KMEM_CACHE | uapi::RKALLOC_ALLOC_RK_SLAB => max.next_multiple_of(8),
         uapi::RKALLOC_ALLOC_RK_MALLOC => crate::slab::SizeClasses::footprint(size).unwrap_or(size),
-        uapi::RKALLOC_ALLOC_KMALLOC | uapi::RKALLOC_ALLOC_KVMALLOC => sys::kmalloc_size_roundup(size),
+        uapi::RKALLOC_ALLOC_KMALLOC | uapi::RKALLOC_ALLOC_KVMALLOC => {
+            sys::kmalloc_size_roundup(size)
+        }
         uapi::RKALLOC_ALLOC_VMALLOC => size.next_multiple_of(PAGE_SIZE),
         _ => size,
     }
@@ -323,7 +325,14 @@ mod tests {
     /// The peak is where the live bytes first reach their maximum.
     #[test]
     fn plan_peak() -> Result {
-        let raw = encode(&[(A, 0, 100), (A, 1, 50), (F, 0, 0), (A, 0, 200), (F, 1, 0), (A, 1, 50)])?;
+        let raw = encode(&[
+            (A, 0, 100),
+            (A, 1, 50),
+            (F, 0, 0),
+            (A, 0, 200),
+            (F, 1, 0),
+            (A, 1, 50),
+        ])?;
         let p = Plan::new(&raw, 2, u64::MAX)?;
         assert_eq!(p.ops.len(), 6);
         assert_eq!(p.peak_live, 250);
@@ -337,20 +346,50 @@ mod tests {
     fn plan_rejects_bad_traces() -> Result {
         let e = |r: Option<Error>| r.map(|e| e.to_errno());
         // A free of an id never allocated, a double free, a double alloc.
-        assert_eq!(e(plan_err(&[(F, 0, 0)], 4, u64::MAX)?), Some(EINVAL.to_errno()));
-        assert_eq!(e(plan_err(&[(A, 0, 8), (F, 0, 0), (F, 0, 0)], 4, u64::MAX)?), Some(EINVAL.to_errno()));
-        assert_eq!(e(plan_err(&[(A, 0, 8), (A, 0, 8)], 4, u64::MAX)?), Some(EINVAL.to_errno()));
+        assert_eq!(
+            e(plan_err(&[(F, 0, 0)], 4, u64::MAX)?),
+            Some(EINVAL.to_errno())
+        );
+        assert_eq!(
+            e(plan_err(&[(A, 0, 8), (F, 0, 0), (F, 0, 0)], 4, u64::MAX)?),
+            Some(EINVAL.to_errno())
+        );
+        assert_eq!(
+            e(plan_err(&[(A, 0, 8), (A, 0, 8)], 4, u64::MAX)?),
+            Some(EINVAL.to_errno())
+        );
         // An id at max_id, a size of 0 or too big, a free with a size, an
         // unknown op.
-        assert_eq!(e(plan_err(&[(A, 4, 8)], 4, u64::MAX)?), Some(EINVAL.to_errno()));
-        assert_eq!(e(plan_err(&[(A, 0, 0)], 4, u64::MAX)?), Some(EINVAL.to_errno()));
+        assert_eq!(
+            e(plan_err(&[(A, 4, 8)], 4, u64::MAX)?),
+            Some(EINVAL.to_errno())
+        );
+        assert_eq!(
+            e(plan_err(&[(A, 0, 0)], 4, u64::MAX)?),
+            Some(EINVAL.to_errno())
+        );
         let big = MAX_SIZE as u64 + 1;
-        assert_eq!(e(plan_err(&[(A, 0, big)], 4, u64::MAX)?), Some(EINVAL.to_errno()));
-        assert_eq!(e(plan_err(&[(A, 0, 8), (F, 0, 8)], 4, u64::MAX)?), Some(EINVAL.to_errno()));
-        assert_eq!(e(plan_err(&[(2, 0, 8)], 4, u64::MAX)?), Some(EINVAL.to_errno()));
+        assert_eq!(
+            e(plan_err(&[(A, 0, big)], 4, u64::MAX)?),
+            Some(EINVAL.to_errno())
+        );
+        assert_eq!(
+            e(plan_err(&[(A, 0, 8), (F, 0, 8)], 4, u64::MAX)?),
+            Some(EINVAL.to_errno())
+        );
+        assert_eq!(
+            e(plan_err(&[(2, 0, 8)], 4, u64::MAX)?),
+            Some(EINVAL.to_errno())
+        );
         // max_id 0, and a peak above the cap.
-        assert_eq!(e(plan_err(&[(A, 0, 8)], 0, u64::MAX)?), Some(EINVAL.to_errno()));
-        assert_eq!(e(plan_err(&[(A, 0, 8), (A, 1, 8)], 4, 15)?), Some(ENOMEM.to_errno()));
+        assert_eq!(
+            e(plan_err(&[(A, 0, 8)], 0, u64::MAX)?),
+            Some(EINVAL.to_errno())
+        );
+        assert_eq!(
+            e(plan_err(&[(A, 0, 8), (A, 1, 8)], 4, 15)?),
+            Some(ENOMEM.to_errno())
+        );
         assert_eq!(e(plan_err(&[(A, 0, 8), (A, 1, 8)], 4, 16)?), None);
         // A torn op.
         assert!(Plan::new(&[0u8; 15], 4, u64::MAX).is_err());

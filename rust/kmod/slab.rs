@@ -50,7 +50,7 @@ use crate::{
 use core::{
     fmt,
     ptr::{self, NonNull},
-    sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
+    sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
 };
 use kernel::{
     alloc::flags::{__GFP_NOWARN, GFP_NOWAIT},
@@ -152,24 +152,28 @@ impl Magazine {
 /// Either `size == 0` and both magazines are [`NO_MAGAZINE`], or `size` is
 /// the cache's magazine size and `main` and `spare` are two distinct live
 /// magazines of the cache (from `KBox::into_raw`) owned by this slot. A
-/// cache frees its magazines only when it is dropped.
+/// cache frees its magazines only when it is dropped, so statistics may
+/// follow the pointers from another CPU (they are atomics for that alone:
+/// the owner's relaxed loads and stores are plain moves).
 struct CpuCache {
-    main: *const Magazine,
-    spare: *const Magazine,
+    main: AtomicPtr<Magazine>,
+    spare: AtomicPtr<Magazine>,
     size: u32,
     fast_allocs: AtomicU64,
     fast_frees: AtomicU64,
 }
 
-// SAFETY: the magazines a slot points to are owned by that slot and used by
-// one CPU at a time (see `PerCpu`); they are plain atomics.
-unsafe impl Send for CpuCache {}
+/// `NO_MAGAZINE` as the pointer a slot holds. It is only ever read through
+/// `&Magazine` (all its fields are atomics), never written.
+fn no_magazine() -> *mut Magazine {
+    ptr::from_ref(&NO_MAGAZINE).cast_mut()
+}
 
 impl CpuCache {
     fn new() -> Self {
         Self {
-            main: &NO_MAGAZINE,
-            spare: &NO_MAGAZINE,
+            main: AtomicPtr::new(no_magazine()),
+            spare: AtomicPtr::new(no_magazine()),
             size: 0,
             fast_allocs: AtomicU64::new(0),
             fast_frees: AtomicU64::new(0),
@@ -180,13 +184,13 @@ impl CpuCache {
     fn main(&self) -> &Magazine {
         // SAFETY: `main` is `NO_MAGAZINE` or a live magazine of the cache,
         // which outlives its per-CPU slots (type invariant).
-        unsafe { &*self.main }
+        unsafe { &*self.main.load(Relaxed) }
     }
 
     #[inline]
     fn spare(&self) -> &Magazine {
         // SAFETY: as for `main`.
-        unsafe { &*self.spare }
+        unsafe { &*self.spare.load(Relaxed) }
     }
 
     #[inline]
@@ -200,7 +204,7 @@ impl CpuCache {
     }
 
     fn swap(&mut self) {
-        core::mem::swap(&mut self.main, &mut self.spare);
+        core::mem::swap(self.main.get_mut(), self.spare.get_mut());
     }
 
     /// Objects held by both magazines.
@@ -986,8 +990,8 @@ impl Cache {
             return false;
         };
         // INVARIANT: two distinct live magazines, and the cache's size.
-        cc.main = a;
-        cc.spare = b;
+        *cc.main.get_mut() = a.cast_mut();
+        *cc.spare.get_mut() = b.cast_mut();
         cc.size = self.mag_size;
         true
     }
@@ -1048,7 +1052,7 @@ impl Cache {
         if cc.main().count() == 0 {
             if let Some(full) = l.barn.pop_full() {
                 // Trade the empty magazine for a full one.
-                let empty = core::mem::replace(&mut cc.main, full);
+                let empty = cc.main.swap(full.cast_mut(), Relaxed).cast_const();
                 if let Err(m) = l.barn.push_empty(empty) {
                     // SAFETY: `m` is empty and no longer referenced.
                     unsafe { self.free_magazine(&mut l, m) };
@@ -1127,7 +1131,7 @@ impl Cache {
         }
         if l.barn.nr_full < BARN_MAX {
             if let Some(empty) = self.empty_magazine(&mut l) {
-                let full = core::mem::replace(&mut cc.spare, empty);
+                let full = cc.spare.swap(empty.cast_mut(), Relaxed).cast_const();
                 // Room was checked above.
                 let _ = l.barn.push_full(full);
                 cc.swap();
@@ -1174,7 +1178,9 @@ impl Cache {
 
     /// Allocates and formats a new slab; on no list yet.
     fn new_slab(&self) -> Result<*mut Slab> {
-        let block = self.pool.alloc_tagged(self.layout.order(), crate::pool::tag::SLAB)?;
+        let block = self
+            .pool
+            .alloc_tagged(self.layout.order(), crate::pool::tag::SLAB)?;
         // SAFETY: the block is `slab_bytes()` (= `block.bytes()`) of pool
         // memory that we own alone until it is published below.
         let mem = unsafe { core::slice::from_raw_parts_mut(block.addr.as_ptr(), block.bytes()) };
@@ -1568,10 +1574,8 @@ impl PinnedDrop for Cache {
                     if cc.size != 0 {
                         self.flush_locked(&mut l, cc.main());
                         self.flush_locked(&mut l, cc.spare());
-                        self.free_magazine(&mut l, cc.main);
-                        self.free_magazine(&mut l, cc.spare);
-                        cc.main = &NO_MAGAZINE;
-                        cc.spare = &NO_MAGAZINE;
+                        self.free_magazine(&mut l, cc.main.swap(no_magazine(), Relaxed));
+                        self.free_magazine(&mut l, cc.spare.swap(no_magazine(), Relaxed));
                         cc.size = 0;
                     }
                 })
@@ -1773,7 +1777,9 @@ impl SizeClasses {
         }
         let pages = size.div_ceil(PAGE_SIZE);
         let order = usize::BITS - (pages - 1).leading_zeros();
-        let b = self.pool.alloc_tagged(order, crate::pool::tag::MALLOC_LARGE)?;
+        let b = self
+            .pool
+            .alloc_tagged(order, crate::pool::tag::MALLOC_LARGE)?;
         let tag = ((b.pfn as usize) << 8) | ((order as usize) << 3) | TAG_LARGE;
         // SAFETY: the block's head page is pool memory we own.
         unsafe { sys::set_page_private(b.addr.as_ptr(), tag) };

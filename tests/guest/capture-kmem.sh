@@ -2,7 +2,7 @@
 # kmem:kmalloc and kmem:kfree tracepoints through tracefs while a workload
 # runs, and converts the first OPS events into rkctl replay's format
 # (`a ID SIZE`, `f ID`) in /out/kmem-WORKLOAD.trace.
-#   sh capture-kmem.sh OPS WORKLOAD...   (workloads: fs stress module)
+#   sh capture-kmem.sh OPS WORKLOAD...   (workloads: fs exec module)
 # Ids are numbered in order of allocation, so no pointer (hashed or not)
 # leaves the guest; a free of a pointer allocated before tracing started is
 # dropped, and a kmalloc of a pointer still live (its kfree was lost) first
@@ -18,7 +18,11 @@ workload() {
                 cat "$f" >/dev/null 2>&1 || true
             done
             ls -lR /sys/class /sys/devices/system >/dev/null 2>&1 || true ;;
-        stress) /rkalloc/rkctl stress --threads 2 --ops 4000 --quiet >/dev/null ;;
+        exec) i=0
+            while [ $i -lt 100 ]; do
+                ls -l /proc/self/ | sort | wc -l >/dev/null; sh -c 'echo $$' >/dev/null
+                i=$((i + 1))
+            done ;;
         module) rmmod rkalloc && insmod /rkalloc/rkalloc.ko >/dev/null ;;
         *) echo "capture: unknown workload $1"; exit 1 ;;
     esac

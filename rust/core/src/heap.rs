@@ -39,15 +39,24 @@
 //!
 //! # Free lists and policies
 //!
-//! First, next and best fit share one doubly linked list; segregated fit
-//! keeps one list per power-of-two size class. Lists are kept in address
+//! First, next and best fit share one doubly linked list, kept in address
 //! order (region index, then offset) by default: address-ordered first fit
 //! is the classic form and is known to fragment little (Johnstone and
 //! Wilson, 1998), and it gives next fit's roving pointer and best fit's
-//! ties a meaning. The price is an O(free blocks) walk on every insertion;
-//! [`HeapFlags::LIFO`] pushes freed blocks at the head instead (O(1) free)
-//! for comparison. Both walks are counted ([`HeapStats::search_steps`],
+//! ties a meaning. Their searches stay O(free blocks): that is what the
+//! comparison is about. A freed block that merges with a free neighbour
+//! takes that neighbour's list position, which is already its place in
+//! address order, so only a free without a free neighbour walks the list
+//! to its insertion point; [`HeapFlags::LIFO`] pushes it at the head
+//! instead. Both walks are counted ([`HeapStats::search_steps`],
 //! [`HeapStats::insert_steps`]).
+//!
+//! Segregated fit works like TLSF (Masmano et al., 2004): exact classes
+//! per 16 bytes below 128 bytes, then four classes per power of two, each a
+//! LIFO list, and a bitmap of the non-empty ones. A request takes the head
+//! of the first non-empty class whose every block fits, found with
+//! `trailing_zeros`; only when there is none does it search its own class.
+//! Every operation is O(1) apart from that fallback.
 //!
 //! A request is carved from the *tail* of the chosen block (as K&R's
 //! malloc does): the remainder keeps its offset, its header and its list
@@ -56,9 +65,15 @@
 //!
 //! # Corruption
 //!
-//! Every tag and link is validated before it is used, and every access is
-//! bounds checked, so no content of the region bytes can make the heap
-//! panic or loop forever. The first corruption found is returned once as
+//! Every access is bounds checked and every walk is bounded by the number
+//! of free blocks, so no content of the region bytes can make the heap
+//! panic or loop forever. A freed pointer is always validated in full
+//! (start map, header equal to footer). The hot path otherwise trusts the
+//! heap's own invariants: a list link must name an in-bounds block with a
+//! plausible free tag, and an unlink's neighbours must point back, but
+//! footers, start-map bits and check values of the blocks it walks are
+//! verified only with [`HeapFlags::DEBUG`] and by [`Heap::check`], which
+//! validates everything. The first corruption found is returned once as
 //! [`HeapError::CorruptTag`]; the heap then refuses further allocations and
 //! frees with [`HeapError::Poisoned`], because handing out memory from a
 //! damaged heap would spread the damage. Inputs are different: a bad size,
@@ -136,9 +151,9 @@ pub enum Policy {
     /// The smallest block that is large enough; ties go to the first in
     /// list order. An exact fit stops the search early.
     BestFit,
-    /// One list per power-of-two size class: first fit within the request's
-    /// class, else the head of the next non-empty larger class, whose every
-    /// block fits.
+    /// TLSF-like size classes, each a LIFO list: the head of the first
+    /// non-empty class whose every block fits, else first fit within the
+    /// request's own class.
     SegregatedFit,
 }
 
@@ -167,13 +182,15 @@ impl Policy {
 pub struct HeapFlags(u32);
 
 impl HeapFlags {
-    /// No options: address-ordered lists, no check values.
+    /// No options: address-ordered lists (but for segregated fit), no check
+    /// values.
     pub const NONE: HeapFlags = HeapFlags(0);
-    /// Write a check value into every tag and verify it on every read, so
-    /// that a changed tag is found even when it still looks plausible.
+    /// Write a check value into every tag and fully validate every block
+    /// the heap reads (check value, footer, start map), so that a changed
+    /// tag is found even when it still looks plausible.
     pub const DEBUG: HeapFlags = HeapFlags(1);
     /// Insert freed blocks at the head of their list (O(1) free) instead of
-    /// in address order.
+    /// in address order. Segregated fit's classes are always LIFO.
     pub const LIFO: HeapFlags = HeapFlags(2);
     /// Every defined bit.
     pub const ALL: HeapFlags = HeapFlags(3);
@@ -701,7 +718,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
     /// blocks tiling each block area exactly, start map bits exactly at
     /// block starts, no two adjacent free blocks, the free lists holding
     /// exactly the free blocks (in their class, address ordered unless
-    /// LIFO, with consistent back links), and the counters.
+    /// LIFO or segregated, with consistent back links), and the counters.
     pub fn check(&self) -> Result<(), HeapError> {
         let mut n = Counters::ZERO;
         for r in 0..R {
@@ -1692,25 +1709,55 @@ mod tests {
     #[test]
     fn segregated_fit_takes_from_the_right_class() {
         let seg = Policy::SegregatedFit;
-        // Block sizes 80, 528, 144, 272: classes 1, 4, 2, 3. A request of
-        // 100 needs 128 bytes: class 2, which holds block 2.
+        // Block sizes 80, 528, 144, 272: classes [80, 96), [512, 640),
+        // [128, 160), [256, 320). A request of 100 needs 128 bytes, the
+        // floor of block 2's class, so every block there fits.
+        assert_eq!(class_floor(class(144)), 128);
         assert_eq!(pick(seg, HeapFlags::NONE, &PAYLOADS, &[100]), [2]);
-        // 140 needs 160: class 2's only block is too small, so the head of
-        // the next non-empty class (3) serves it, not the larger block 1.
+        // 140 needs 160, inside no non-empty class, so the head of the next
+        // non-empty class up (block 3's) serves it, not the larger block 1.
         assert_eq!(pick(seg, HeapFlags::NONE, &PAYLOADS, &[140]), [3]);
-        // First fit would take block 0; the class of 64-byte blocks is 1.
+        // First fit would take block 0; the 80-byte block's class is the
+        // first non-empty one at or above the request's 64 bytes.
         assert_eq!(pick(seg, HeapFlags::NONE, &[512, 64], &[48]), [1]);
         assert_eq!(
             pick(Policy::FirstFit, HeapFlags::NONE, &[512, 64], &[48]),
             [0]
         );
         // Splitting moves the remainder to its new, smaller class: 900
-        // leaves 96 bytes of block 0 (class 1), so 100 goes to block 1 and
-        // 48 back to block 0.
+        // leaves 96 bytes of block 0, so 100 goes to block 1 and 48 back to
+        // block 0.
         assert_eq!(
             pick(seg, HeapFlags::NONE, &[1008, 128], &[900, 100, 48]),
             [0, 1, 0]
         );
+    }
+
+    #[test]
+    fn segregated_fit_searches_its_own_class_last() {
+        let seg = Policy::SegregatedFit;
+        // Blocks of 304 and 272 bytes share the class [256, 320); a request
+        // of 272 needs 288 bytes, above the floor, and no larger class is
+        // non-empty: the class is searched, skipping the too-small head.
+        assert_eq!(class(304), class(272));
+        assert_eq!(pick(seg, HeapFlags::NONE, &[288, 256], &[272]), [0]);
+        assert_eq!(pick(seg, HeapFlags::NONE, &[256, 288], &[272]), [1]);
+        let (mut h, _) = craft(seg, HeapFlags::NONE, &[256, 256]);
+        assert_eq!(h.alloc(272), Err(HeapError::NoMemory));
+        h.check().unwrap();
+    }
+
+    #[test]
+    fn size_classes_partition_the_block_sizes() {
+        let mut prev = class(MIN_BLOCK);
+        for size in (MIN_BLOCK..1 << 20).step_by(ALIGN).chain([(1 << 30) - 16]) {
+            let c = class(size);
+            assert!(c < NCLASSES);
+            assert!(c == prev || c == prev + 1 || size == (1 << 30) - 16);
+            assert!(class_floor(c) <= size && size < class_floor(c + 1), "{size}");
+            prev = c;
+        }
+        assert_eq!(class(MAX_REGION_BYTES - 16), NCLASSES - 1);
     }
 
     #[test]

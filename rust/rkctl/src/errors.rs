@@ -93,6 +93,7 @@ pub fn run(path: &Path) -> Result<Vec<Case>> {
     crate::heapcmd::error_cases(&dev, &other, &mut case)?;
     slab_cases(&dev, &other, &mut case)?;
     list_cases(&dev, &other, &mut case)?;
+    crate::replay::error_cases(&dev, &mut case)?;
 
     // The per-fd cap: fill it with top-order blocks until ENOMEM.
     let cap = dev.info()?.fd_cap_bytes;

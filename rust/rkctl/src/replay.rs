@@ -287,6 +287,59 @@ impl Device {
     }
 }
 
+/// `RKALLOC_IOC_REPLAY` error paths (for `rkctl errors`): every malformed
+/// trace the parser would refuse is refused by the kernel too, with the
+/// header's errno, and changes nothing.
+pub fn error_cases(dev: &Device, case: &mut dyn FnMut(&'static str, &'static str, io::Result<()>)) -> Result<()> {
+    let (a, f) = (uapi::RKALLOC_TRACE_ALLOC, uapi::RKALLOC_TRACE_FREE);
+    let op = |op, id, size| uapi::rkalloc_trace_op { op, id, size };
+    let replay = |ops: &[uapi::rkalloc_trace_op], max_id, allocator| {
+        let mut r = uapi::rkalloc_replay {
+            allocator,
+            ops: ops.as_ptr() as u64,
+            count: ops.len() as u32,
+            max_id,
+            ..Default::default()
+        };
+        dev.replay(&mut r).map(|()| r)
+    };
+    let run = |ops: &[uapi::rkalloc_trace_op], max_id| replay(ops, max_id, uapi::RKALLOC_ALLOC_RK_HEAP_FIRST).map(|_| ());
+    let used = || dev.pool_stats().map(|s| s.total_pages - s.free_pages).unwrap_or(u64::MAX);
+    let before = (used(), dev.info()?.fd_bytes);
+    case("replay: free of an id not live", "EINVAL", run(&[op(a, 0, 8), op(f, 1, 0)], 2));
+    case("replay: double free", "EINVAL", run(&[op(a, 0, 8), op(f, 0, 0), op(f, 0, 0)], 2));
+    case("replay: allocation of a live id", "EINVAL", run(&[op(a, 0, 8), op(a, 0, 8)], 2));
+    case("replay: id at max_id", "EINVAL", run(&[op(a, 2, 8)], 2));
+    case("replay: size 0", "EINVAL", run(&[op(a, 0, 0)], 1));
+    case("replay: size too big", "EINVAL", run(&[op(a, 0, u64::from(uapi::RKALLOC_MAX_REPLAY_SIZE) + 1)], 1));
+    case("replay: free with a size", "EINVAL", run(&[op(a, 0, 8), op(f, 0, 8)], 1));
+    case("replay: unknown op", "EINVAL", run(&[op(7, 0, 8)], 1));
+    case("replay: max_id 0", "EINVAL", run(&[op(a, 0, 8)], 0));
+    case("replay: count 0", "EINVAL", run(&[], 1));
+    let good = [op(a, 0, 100), op(a, 1, 5000), op(f, 0, 0)];
+    let mut r = uapi::rkalloc_replay { count: 3, max_id: 2, ops: good.as_ptr() as u64, reserved: 1, ..Default::default() };
+    case("replay: non-zero reserved field", "EINVAL", dev.replay(&mut r));
+    let mut r = uapi::rkalloc_replay { count: uapi::RKALLOC_MAX_REPLAY_OPS + 1, max_id: 2, ops: good.as_ptr() as u64, ..Default::default() };
+    case("replay: count above the maximum", "E2BIG", dev.replay(&mut r));
+    let mut r = uapi::rkalloc_replay { count: 3, max_id: 2, ops: 0x10, ..Default::default() };
+    case("replay: unreadable ops", "EFAULT", dev.replay(&mut r));
+    case("replay: unknown allocator", "EINVAL", replay(&good, 2, uapi::RKALLOC_NR_ALLOCATORS).map(|_| ()));
+    case("replay: size a slab cannot serve", "EINVAL", replay(&[op(a, 0, 9000)], 1, uapi::RKALLOC_ALLOC_RK_SLAB).map(|_| ()));
+    let cap = dev.info()?.fd_cap_bytes;
+    let max = u64::from(uapi::RKALLOC_MAX_REPLAY_SIZE);
+    let over: Vec<_> = (0..(cap / max + 1) as u32).map(|i| op(a, i, max)).collect();
+    case("replay: peak above the per-fd cap", "ENOMEM", run(&over, over.len() as u32));
+    let after = (used(), dev.info()?.fd_bytes);
+    let eio = || Err(io::Error::from_raw_os_error(libc::EIO));
+    case("replay: failed replays changed nothing", "success", if before == after { Ok(()) } else { eio() });
+    let r = replay(&good, 2, uapi::RKALLOC_ALLOC_RK_HEAP_BEST);
+    let ok = matches!(&r, Ok(r) if r.peak_live_bytes == 5100 && r.peak_footprint_bytes >= 5100 && r.failures == 0
+        && r.flags & uapi::RKALLOC_REPLAY_OWN_FRAG != 0);
+    case("replay: a good trace runs", "success", if ok { Ok(()) } else { r.map(|_| ()).and_then(|()| eio()) });
+    case("replay: nothing stays allocated", "success", if (used(), dev.info()?.fd_bytes) == before { Ok(()) } else { eio() });
+    Ok(())
+}
+
 /// The synthetic trace shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shape {
