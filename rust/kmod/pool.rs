@@ -30,9 +30,9 @@ use core::{
     sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed},
 };
 use kernel::{
-    bindings, new_spinlock,
+    bindings, new_mutex, new_spinlock,
     prelude::*,
-    sync::{Arc, SpinLock},
+    sync::{Arc, Mutex, SpinLock},
 };
 
 /// A removed entry of the chunk table.
@@ -54,10 +54,7 @@ const PCP_CAP: usize = 64;
 /// Bytes per pool page.
 pub(crate) const PAGE_SIZE: usize = 4096;
 const PAGE_SHIFT: u32 = 12;
-// From include/linux/shrinker.h, whose macros bindgen does not carry over.
-const SHRINK_STOP: c_ulong = !0;
-const SHRINK_EMPTY: c_ulong = !0 - 1;
-const DEFAULT_SEEKS: c_int = 2;
+
 
 /// Who took a block from the pool, as `rkctl map` shows it (the owner
 /// class of `/sys/kernel/debug/rkalloc/map`, see [`crate::map`]).
@@ -194,7 +191,8 @@ pub(crate) struct Pool {
     pcp: PerCpu<Pcp>,
     counters: Counters,
     max_chunks: u32,
-    shrinker: AtomicUsize,
+    #[pin]
+    shrinker: Mutex<Option<sys::Shrinker>>,
 }
 
 /// A snapshot of the pool's counters.
@@ -256,7 +254,7 @@ impl Pool {
                 pcp: PerCpu::new(Pcp::new)?,
                 counters: Counters::default(),
                 max_chunks: cfg.max_chunks,
-                shrinker: AtomicUsize::new(0),
+                shrinker <- new_mutex!(None, "rkalloc_pool_shrinker"),
             }),
             GFP_KERNEL,
         )?;
@@ -703,23 +701,11 @@ impl Pool {
     }
 
     fn register_shrinker(self: &Arc<Self>) -> Result {
-        // SAFETY: `shrinker_alloc` takes a flags word and a printf-style name
-        // with no arguments; it returns NULL on failure.
-        let s = unsafe { bindings::shrinker_alloc(0, c"rkalloc-pool".as_char_ptr()) };
-        if s.is_null() {
-            return Err(ENOMEM);
-        }
-        // SAFETY: `s` is a fresh, unregistered shrinker we own. The pool
-        // outlives the registration: `PinnedDrop` calls `shrinker_free`,
-        // which waits for running callbacks, before the pool is freed.
-        unsafe {
-            (*s).count_objects = Some(shrink_count);
-            (*s).scan_objects = Some(shrink_scan);
-            (*s).private_data = core::ptr::from_ref(&**self).cast_mut().cast();
-            (*s).seeks = DEFAULT_SEEKS;
-            bindings::shrinker_register(s);
-        }
-        self.shrinker.store(s as usize, Relaxed);
+        // SAFETY: the pool outlives its shrinker: `PinnedDrop` drops the
+        // shrinker (which waits for running callbacks) before anything else.
+        let sh = unsafe { sys::Shrinker::register(c"rkalloc-pool", core::ptr::from_ref(&**self))? };
+        // The pool is shared already; the slot is set once, here.
+        *self.shrinker.lock() = Some(sh);
         Ok(())
     }
 
@@ -730,43 +716,24 @@ impl Pool {
     }
 }
 
-/// Shrinker `count_objects`: pages the pool could give back now.
-unsafe extern "C" fn shrink_count(s: *mut bindings::shrinker, _sc: *mut bindings::shrink_control) -> c_ulong {
-    // SAFETY: `private_data` is the registered pool, alive until the
-    // shrinker is freed (see `register_shrinker`).
-    let pool = unsafe { &*(*s).private_data.cast::<Pool>() };
-    let n = pool.free_chunk_pages();
-    if n == 0 {
-        SHRINK_EMPTY
-    } else {
-        n as c_ulong
+impl sys::Reclaim for Pool {
+    /// Pages in wholly free chunks: what a scan can give back now.
+    fn count(&self) -> u64 {
+        self.free_chunk_pages()
     }
-}
 
-/// Shrinker `scan_objects`: releases wholly free chunks. It does not drain
-/// the per-CPU lists: that sleeps on other CPUs' workers, which reclaim
-/// should not wait for.
-unsafe extern "C" fn shrink_scan(s: *mut bindings::shrinker, sc: *mut bindings::shrink_control) -> c_ulong {
-    // SAFETY: as in `shrink_count`; `sc` is valid for the call.
-    let (pool, want) = unsafe { (&*(*s).private_data.cast::<Pool>(), (*sc).nr_to_scan) };
-    let chunks = (want as u64).div_ceil(CHUNK_PAGES as u64).max(1);
-    let released = pool.release_free_chunks(chunks);
-    if released == 0 {
-        SHRINK_STOP
-    } else {
-        released as c_ulong
+    /// Releases wholly free chunks. It does not drain the per-CPU lists:
+    /// that sleeps on other CPUs' workers, which reclaim should not wait for.
+    fn scan(&self, nr: u64) -> u64 {
+        self.release_free_chunks(nr.div_ceil(CHUNK_PAGES as u64).max(1))
     }
 }
 
 #[pinned_drop]
 impl PinnedDrop for Pool {
     fn drop(self: Pin<&mut Self>) {
-        let s = self.shrinker.load(Relaxed) as *mut bindings::shrinker;
-        if !s.is_null() {
-            // SAFETY: `s` was registered by `register_shrinker` and is freed
-            // once; `shrinker_free` waits for running callbacks.
-            unsafe { bindings::shrinker_free(s) };
-        }
+        // First: no shrinker callback may run once teardown starts.
+        drop(self.shrinker.lock().take());
         // No one else can reach the pool any more (`&mut self`), so every
         // CPU's list can be drained from here.
         for cpu in 0..sys::nr_cpu_ids() {

@@ -87,6 +87,8 @@ struct RkallocModule {
     #[pin]
     miscdev: MiscDeviceRegistration<dev::RkDevice>,
     _debugfs: debugfs::Files,
+    /// Dropped before `shared`, whose size classes it reclaims from.
+    _slab_shrinker: sys::Shrinker,
     shared: Arc<Shared>,
 }
 
@@ -139,6 +141,14 @@ impl kernel::InPlaceModule for RkallocModule {
                 // initialised.
                 unsafe { &(*this.as_ptr()).shared },
             )?,
+            _slab_shrinker: {
+                // SAFETY: `shared` is initialised before this field (the
+                // order of this initialiser).
+                let shared: &Arc<Shared> = unsafe { &(*this.as_ptr()).shared };
+                // SAFETY: `shared`, declared after this field, is dropped
+                // after it, and its `kmalloc` lives as long as it does.
+                unsafe { sys::Shrinker::register(c"rkalloc-slab", core::ptr::from_ref(&shared.kmalloc))? }
+            },
             miscdev <- MiscDeviceRegistration::register(kernel::miscdevice::MiscDeviceOptions {
                 name: c"rkalloc",
             }),

@@ -1754,7 +1754,10 @@ mod tests {
             let c = class(size);
             assert!(c < NCLASSES);
             assert!(c == prev || c == prev + 1 || size == (1 << 30) - 16);
-            assert!(class_floor(c) <= size && size < class_floor(c + 1), "{size}");
+            assert!(
+                class_floor(c) <= size && size < class_floor(c + 1),
+                "{size}"
+            );
             prev = c;
         }
         assert_eq!(class(MAX_REGION_BYTES - 16), NCLASSES - 1);
