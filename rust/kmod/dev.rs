@@ -687,6 +687,11 @@ impl RkDevice {
             return Err(EINVAL);
         }
         let st = self.shared.pool.stats();
+        if a.flags & uapi::RKALLOC_STATS_RESET != 0 {
+            // The snapshot above is what the caller gets; counting starts
+            // afresh from here.
+            self.shared.pool.reset_stats();
+        }
         a.total_pages = st.total_pages;
         a.free_pages = st.free_pages;
         a.pcp_pages = st.pcp_pages;

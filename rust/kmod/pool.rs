@@ -23,11 +23,11 @@ use crate::{
         buddy::{Buddy, BuddyError, BuddyStats, CheckReport, PageMeta, PageState, CHUNK_PAGES, MAX_ORDER, NR_ORDERS},
         frag::FragReport,
     },
-    sys::{self, PerCpu},
+    sys::{self, PerCpuShared},
 };
 use core::{
     ptr::NonNull,
-    sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed},
+    sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed},
 };
 use kernel::{
     bindings, new_mutex, new_spinlock,
@@ -106,11 +106,16 @@ impl Block {
 }
 
 /// One CPU's page lists and fast-path counters.
+///
+/// Every field is an atomic used with relaxed loads and stores (plain moves
+/// on x86, no read-modify-write): the owning CPU changes its lists with
+/// preemption disabled, and other CPUs read the counts for statistics
+/// through shared references, which atomics make sound. Only code running
+/// on the owning CPU (or any CPU while it is offline, or at teardown)
+/// changes `count` and `pfns`.
 struct Pcp {
-    count: [u32; PCP_ORDERS],
-    pfns: [[u32; PCP_CAP]; PCP_ORDERS],
-    // Written by the owning CPU only (plain load+store, no atomic RMW),
-    // summed by readers.
+    count: [AtomicU32; PCP_ORDERS],
+    pfns: [[AtomicU32; PCP_CAP]; PCP_ORDERS],
     allocs: [AtomicU64; PCP_ORDERS],
     frees: [AtomicU64; PCP_ORDERS],
 }
@@ -118,11 +123,32 @@ struct Pcp {
 impl Pcp {
     fn new() -> Self {
         Self {
-            count: [0; PCP_ORDERS],
-            pfns: [[0; PCP_CAP]; PCP_ORDERS],
+            count: Default::default(),
+            pfns: core::array::from_fn(|_| core::array::from_fn(|_| AtomicU32::new(0))),
             allocs: Default::default(),
             frees: Default::default(),
         }
+    }
+
+    #[inline]
+    fn len(&self, o: usize) -> u32 {
+        self.count[o].load(Relaxed)
+    }
+
+    /// Pops a pfn; the caller checked that the list is not empty.
+    #[inline]
+    fn pop(&self, o: usize) -> u32 {
+        let n = self.len(o) - 1;
+        self.count[o].store(n, Relaxed);
+        self.pfns[o][n as usize].load(Relaxed)
+    }
+
+    /// Pushes a pfn; the caller checked that the list has room.
+    #[inline]
+    fn push(&self, o: usize, pfn: u32) {
+        let n = self.len(o);
+        self.pfns[o][n as usize].store(pfn, Relaxed);
+        self.count[o].store(n + 1, Relaxed);
     }
 }
 
@@ -188,7 +214,7 @@ pub(crate) struct Pool {
     /// meaningful only while `owner[pfn]` is non-zero (alloc writes it,
     /// free leaves it).
     tag: KVVec<AtomicU8>,
-    pcp: PerCpu<Pcp>,
+    pcp: PerCpuShared<Pcp>,
     counters: Counters,
     max_chunks: u32,
     #[pin]
@@ -251,7 +277,7 @@ impl Pool {
                 phys_slot,
                 owner,
                 tag,
-                pcp: PerCpu::new(Pcp::new)?,
+                pcp: PerCpuShared::new(Pcp::new)?,
                 counters: Counters::default(),
                 max_chunks: cfg.max_chunks,
                 shrinker <- new_mutex!(None, "rkalloc_pool_shrinker"),
@@ -469,24 +495,20 @@ impl Pool {
         }
         let o = order as usize;
         self.pcp.with_local(|p| {
-            if p.count[o] == 0 {
+            if p.len(o) == 0 {
                 // Refill a batch; the lock nests inside the preempt-off
                 // section like the kernel's zone lock inside pcp.
                 let mut inner = self.inner.lock();
-                while p.count[o] < PCP_BATCH[o] {
+                while p.len(o) < PCP_BATCH[o] {
                     match Self::buddy_alloc(&mut inner, order) {
-                        Ok(pfn) => {
-                            p.pfns[o][p.count[o] as usize] = pfn;
-                            p.count[o] += 1;
-                        }
-                        Err(e) if p.count[o] == 0 => return Err(e),
+                        Ok(pfn) => p.push(o, pfn),
+                        Err(e) if p.len(o) == 0 => return Err(e),
                         Err(_) => break,
                     }
                 }
             }
-            p.count[o] -= 1;
             bump(&p.allocs[o]);
-            Ok(p.pfns[o][p.count[o] as usize])
+            Ok(p.pop(o))
         })
     }
 
@@ -509,17 +531,14 @@ impl Pool {
         }
         let o = order as usize;
         self.pcp.with_local(|p| {
-            if p.count[o] >= PCP_HIGH[o] {
+            if p.len(o) >= PCP_HIGH[o] {
                 let mut inner = self.inner.lock();
                 for _ in 0..PCP_BATCH[o] {
-                    p.count[o] -= 1;
-                    let victim = p.pfns[o][p.count[o] as usize];
                     // Cached pages are allocated in the buddy's eyes.
-                    let _ = inner.buddy.free(victim, order);
+                    let _ = inner.buddy.free(p.pop(o), order);
                 }
             }
-            p.pfns[o][p.count[o] as usize] = pfn;
-            p.count[o] += 1;
+            p.push(o, pfn);
             bump(&p.frees[o]);
         });
         Ok(())
@@ -548,12 +567,12 @@ impl Pool {
         self.pcp.for_each_cpu(|p| self.drain_one(p));
     }
 
-    fn drain_one(&self, p: &mut Pcp) {
+    /// Empties one CPU's lists; runs on that CPU (or with it quiescent).
+    fn drain_one(&self, p: &Pcp) {
         let mut inner = self.inner.lock();
         for o in 0..PCP_ORDERS {
-            while p.count[o] > 0 {
-                p.count[o] -= 1;
-                let _ = inner.buddy.free(p.pfns[o][p.count[o] as usize], o as u32);
+            while p.len(o) > 0 {
+                let _ = inner.buddy.free(p.pop(o), o as u32);
             }
         }
     }
@@ -594,16 +613,10 @@ impl Pool {
     /// quiescent; reads other CPUs' counts racily otherwise.
     fn pcp_pages(&self) -> u64 {
         let mut n = 0u64;
-        for cpu in 0..sys::nr_cpu_ids() {
-            // SAFETY: only reads plain counts; a racing update gives a stale
-            // but harmless figure for statistics.
-            unsafe {
-                self.pcp.with_remote(cpu, |p| {
-                    for o in 0..PCP_ORDERS {
-                        n += (p.count[o] as u64) << o;
-                    }
-                })
-            };
+        for p in (0..sys::nr_cpu_ids()).filter_map(|c| self.pcp.get(c)) {
+            for o in 0..PCP_ORDERS {
+                n += u64::from(p.len(o)) << o;
+            }
         }
         n
     }
@@ -612,17 +625,11 @@ impl Pool {
     pub(crate) fn stats(&self) -> PoolStats {
         let mut pcp_allocs = [0u64; PCP_ORDERS];
         let mut pcp_frees = [0u64; PCP_ORDERS];
-        for cpu in 0..sys::nr_cpu_ids() {
-            // SAFETY: the counters are atomics; reading them from another CPU
-            // is sound.
-            unsafe {
-                self.pcp.with_remote(cpu, |p| {
-                    for o in 0..PCP_ORDERS {
-                        pcp_allocs[o] += p.allocs[o].load(Relaxed);
-                        pcp_frees[o] += p.frees[o].load(Relaxed);
-                    }
-                })
-            };
+        for p in (0..sys::nr_cpu_ids()).filter_map(|c| self.pcp.get(c)) {
+            for o in 0..PCP_ORDERS {
+                pcp_allocs[o] += p.allocs[o].load(Relaxed);
+                pcp_frees[o] += p.frees[o].load(Relaxed);
+            }
         }
         let pcp_pages = self.pcp_pages();
         let inner = self.inner.lock();
@@ -640,6 +647,29 @@ impl Pool {
             buddy: inner.buddy.stats().clone(),
             pcp_allocs,
             pcp_frees,
+        }
+    }
+
+    /// Zeroes the operation counters (allocs, frees, splits, merges,
+    /// failures, per-CPU counts, grown/shrunk, bad frees) and restarts the
+    /// high-water mark from the pages in use now. A per-CPU count that its
+    /// CPU bumps at the same moment may survive the reset: these are
+    /// statistics, and the fast path stays free of atomic read-modify-writes.
+    pub(crate) fn reset_stats(&self) {
+        {
+            let mut inner = self.inner.lock();
+            inner.buddy.reset_stats();
+            inner.high_water_pages = inner.buddy.allocated_pages();
+        }
+        let c = &self.counters;
+        for x in [&c.chunks_grown, &c.chunks_shrunk, &c.grow_failures, &c.bad_frees] {
+            x.store(0, Relaxed);
+        }
+        for p in (0..sys::nr_cpu_ids()).filter_map(|c| self.pcp.get(c)) {
+            for o in 0..PCP_ORDERS {
+                p.allocs[o].store(0, Relaxed);
+                p.frees[o].store(0, Relaxed);
+            }
         }
     }
 
@@ -736,9 +766,8 @@ impl PinnedDrop for Pool {
         drop(self.shrinker.lock().take());
         // No one else can reach the pool any more (`&mut self`), so every
         // CPU's list can be drained from here.
-        for cpu in 0..sys::nr_cpu_ids() {
-            // SAFETY: the pool is being dropped, so it is quiescent.
-            unsafe { self.pcp.with_remote(cpu, |p| self.drain_one(p)) };
+        for p in (0..sys::nr_cpu_ids()).filter_map(|c| self.pcp.get(c)) {
+            self.drain_one(p);
         }
         let (leaked, online) = {
             let inner = self.inner.lock();

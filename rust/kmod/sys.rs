@@ -365,22 +365,6 @@ impl<T> PerCpu<T> {
         f(slot)
     }
 
-    /// Runs `f` on the current CPU's slot with preemption disabled for its
-    /// duration: [`PerCpu::with`] in one call to C instead of three, for the
-    /// fast paths. `f` must not reach this same `PerCpu` again.
-    #[inline]
-    pub(crate) fn with_local<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        // SAFETY: `rk_get_cpu_ptr` disables preemption and returns this
-        // CPU's slot, initialised (type invariant); the slot stays ours until
-        // `rk_put_cpu_ptr` below, as no other task runs here meanwhile and
-        // rkalloc never touches per-CPU data from interrupts.
-        let slot = unsafe { &mut *shim::rk_get_cpu_ptr(self.ptr).cast::<T>() };
-        let r = f(slot);
-        // SAFETY: pairs with the preempt_disable in `rk_get_cpu_ptr`.
-        unsafe { shim::rk_put_cpu_ptr() };
-        r
-    }
-
     /// Runs `f` on `cpu`'s slot from another CPU.
     ///
     /// # Safety
@@ -574,5 +558,76 @@ impl Drop for Shrinker {
         // SAFETY: registered in `register` and freed once; `shrinker_free`
         // waits for running callbacks, so `data` is not used afterwards.
         unsafe { bindings::shrinker_free(self.ptr.as_ptr()) };
+    }
+}
+
+/// Per-CPU data reached only through shared references: for `T` whose
+/// per-CPU state lives in atomics (`T: Sync`), so that other CPUs may read
+/// (statistics) or even drain it while its own CPU works on it.
+///
+/// # Invariants
+///
+/// No `&mut T` to a slot is ever created while `self` is shared: the inner
+/// [`PerCpu`] is private and only its shared-reference paths are used here
+/// (its `Drop`, under `&mut self`, is the one exclusive access).
+pub(crate) struct PerCpuShared<T: Sync>(PerCpu<T>);
+
+impl<T: Sync + Send> PerCpuShared<T> {
+    /// Allocates the per-CPU slots and initialises each with `init()`.
+    pub(crate) fn new(init: impl Fn() -> T) -> Result<Self> {
+        Ok(Self(PerCpu::new(init)?))
+    }
+
+    /// Runs `f` on the current CPU's slot with preemption disabled for its
+    /// duration (one call to C on each side).
+    #[inline]
+    pub(crate) fn with_local<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        // SAFETY: `rk_get_cpu_ptr` disables preemption and returns this
+        // CPU's initialised slot (invariant of `PerCpu`); only shared
+        // references to it exist (type invariant), and `T: Sync`.
+        let slot = unsafe { &*shim::rk_get_cpu_ptr(self.0.ptr).cast::<T>() };
+        let r = f(slot);
+        // SAFETY: pairs with the preempt_disable in `rk_get_cpu_ptr`.
+        unsafe { shim::rk_put_cpu_ptr() };
+        r
+    }
+
+    /// Any possible CPU's slot.
+    pub(crate) fn get(&self, cpu: u32) -> Option<&T> {
+        if !cpu_possible(cpu) {
+            return None;
+        }
+        // SAFETY: the slot of a possible CPU is initialised (invariant of
+        // `PerCpu`), only shared references to it exist (type invariant),
+        // and `T: Sync` makes sharing across CPUs sound.
+        Some(unsafe { &*shim::rk_per_cpu_ptr(self.0.ptr, cpu).cast::<T>() })
+    }
+
+    /// Runs `f` on every possible CPU's slot: for online CPUs on that CPU
+    /// (preemption disabled, through [`run_on_cpu`]), for the others here.
+    /// Process context only (it sleeps).
+    pub(crate) fn for_each_cpu(&self, mut f: impl FnMut(&T) + Send) {
+        for cpu in 0..nr_cpu_ids() {
+            if cpu_online(cpu) {
+                let ran = run_on_cpu(cpu, || {
+                    let g = CpuGuard::new();
+                    if g.cpu() != cpu {
+                        return -1;
+                    }
+                    if let Some(t) = self.get(cpu) {
+                        f(t);
+                    }
+                    0
+                });
+                if matches!(ran, Ok(0)) {
+                    continue;
+                }
+            }
+            if !cpu_online(cpu) {
+                if let Some(t) = self.get(cpu) {
+                    f(t);
+                }
+            }
+        }
     }
 }
