@@ -18,3 +18,9 @@ grep -qE '^Node 0, zone  rkalloc( +-?[0-9]+\.[0-9]{3}){11} $' $D/extfrag/extfrag
 grep -qE '^Node 0, zone  rkalloc( [0-9]+\.[0-9]{3}){11} $' $D/extfrag/unusable_index || fail "unusable_index: $(cat $D/extfrag/unusable_index)"
 cat $D/check
 grep -q '^pool: ok' $D/check || fail "check: $(cat $D/check)"
+# Statistics reset: the snapshot comes back, then counting starts afresh.
+$RKCTL stress --threads 1 --ops 500 --alloc pool --quiet >/dev/null || fail "stress failed"
+$RKCTL stats --json --reset | grep -q '"allocs": [1-9]' || fail "no allocations counted before the reset"
+allocs=$($RKCTL stats --json | grep -o '"allocs": [0-9]*' | awk '{ n += $2 } END { print n + 0 }')
+expect_eq "$allocs" 0 "allocations counted right after a reset"
+expect_eq "$(kv $D/pool chunks_grown)" 0 "chunks_grown after a reset"

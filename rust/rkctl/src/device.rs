@@ -120,7 +120,12 @@ impl Device {
 
     /// `RKALLOC_IOC_POOL_STATS`.
     pub fn pool_stats(&self) -> io::Result<uapi::rkalloc_pool_stats> {
-        let mut a = uapi::rkalloc_pool_stats::default();
+        self.pool_stats_flags(0)
+    }
+
+    /// `RKALLOC_IOC_POOL_STATS` with flags (`RKALLOC_STATS_RESET`).
+    pub fn pool_stats_flags(&self, flags: u32) -> io::Result<uapi::rkalloc_pool_stats> {
+        let mut a = uapi::rkalloc_pool_stats { flags, ..Default::default() };
         self.ioctl(uapi::cmd::pool_stats(), &mut a)?;
         Ok(a)
     }

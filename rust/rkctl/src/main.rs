@@ -32,7 +32,11 @@ enum Cmd {
     /// ABI version, page size, pool size and this fd's usage.
     Info,
     /// Pool statistics (per order) from the stats ioctl.
-    Stats,
+    Stats {
+        /// Reset the counters after reading them (RKALLOC_STATS_RESET).
+        #[arg(long)]
+        reset: bool,
+    },
     /// Threads run a random mix of allocations, filling and verifying each;
     /// exits non-zero on any corruption or unexpected errno.
     Stress {
@@ -264,8 +268,8 @@ fn main() -> Result<()> {
                 }
             }
         }
-        Cmd::Stats => {
-            let s = device::Device::open(&cli.dev)?.pool_stats()?;
+        Cmd::Stats { reset } => {
+            let s = device::Device::open(&cli.dev)?.pool_stats_flags(if reset { uapi::RKALLOC_STATS_RESET } else { 0 })?;
             #[derive(Serialize)]
             struct Order {
                 order: usize,
