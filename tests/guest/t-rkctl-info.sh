@@ -41,3 +41,8 @@ wait $pid || fail "stress failed"
 expect_eq "$seen" 1 "stress caches and heaps listed while it runs"
 grep '^heap ' /tmp/info3.txt | awk '$NF != "-" { exit 1 }' || fail "another fd's heap listed with a handle"
 true
+# --json works on the other subcommands too.
+$RKCTL --json check | grep -q '"invariants_hold": *true' || fail "rkctl --json check"
+$RKCTL --json shrink | grep -q '"released_pages"' || fail "rkctl --json shrink"
+$RKCTL --json heap create:first-fit alloc:64 free:0 | grep -q '"ok": *true' || fail "rkctl --json heap"
+$RKCTL --json stats | grep -q '"total_pages"' || fail "rkctl --json stats"

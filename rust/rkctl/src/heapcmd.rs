@@ -60,16 +60,28 @@ fn num<T: std::str::FromStr>(s: Option<&str>, what: &str) -> Result<T> {
     s.and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("{what}: a number is missing"))
 }
 
-/// Prints a debugfs file of rkalloc, each line prefixed with its name.
-fn show(name: &str) {
+/// A debugfs file of rkalloc, each line prefixed with its name.
+fn show(name: &str) -> String {
     match std::fs::read_to_string(format!("{DEBUGFS}/{name}")) {
-        Ok(s) => s.lines().for_each(|l| println!("{name}: {l}")),
-        Err(e) => println!("{name}: cannot read: {e}"),
+        Ok(s) => s.lines().map(|l| format!("{name}: {l}\n")).collect(),
+        Err(e) => format!("{name}: cannot read: {e}\n"),
     }
 }
 
-/// Runs the steps; returns how many deviated.
-pub fn run(path: &Path, steps: &[String]) -> Result<usize> {
+/// One step's outcome, for `--json`.
+#[derive(serde::Serialize)]
+struct StepResult {
+    step: String,
+    expected: String,
+    got: String,
+    detail: String,
+    ok: bool,
+}
+
+/// Runs the steps, printing each outcome (or, with `json`, all of them as
+/// one JSON array at the end); returns how many deviated.
+pub fn run(path: &Path, steps: &[String], json: bool) -> Result<usize> {
+    let mut results = Vec::new();
     let dev = Device::open(path)?;
     let mut heap: Option<u64> = None;
     let mut allocs: Vec<u64> = Vec::new();
@@ -133,9 +145,11 @@ pub fn run(path: &Path, steps: &[String]) -> Result<usize> {
             "arena-reset" => dev.arena_reset().map(|(b, n)| format!("reclaimed {b} bytes {n} allocations")),
             "check" => dev.check().map(|()| String::new()),
             "show" => {
-                show("heaps");
-                show("arenas");
-                Ok(String::new())
+                let text = show("heaps") + &show("arenas");
+                if !json {
+                    print!("{text}");
+                }
+                Ok(if json { text } else { String::new() })
             }
             _ => bail!("unknown step {step:?} (see rkctl heap --help)"),
         };
@@ -145,12 +159,20 @@ pub fn run(path: &Path, steps: &[String]) -> Result<usize> {
         };
         let want = expect.unwrap_or("ok");
         let detail = r.unwrap_or_default();
-        if got == want {
+        let ok = got == want;
+        if !ok {
+            bad += 1;
+        }
+        if json {
+            results.push(StepResult { step: step.clone(), expected: want.into(), got, detail, ok });
+        } else if ok {
             println!("{step}: {got} {detail}");
         } else {
-            bad += 1;
             println!("{step}: DEVIATES: expected {want}, got {got} {detail}");
         }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(bad)
 }

@@ -396,14 +396,25 @@ fn main() -> Result<()> {
                 plot::draw(&r, &p)?;
             }
         }
-        Cmd::Table { report } => bench::print(&bench::load(&report)?),
+        Cmd::Table { report } => {
+            let r = bench::load(&report)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                bench::print(&r);
+            }
+        }
         Cmd::Plot { report, out } => {
             let r = bench::load(&report)?;
             plot::draw(&r, &out)?;
-            println!("wrote {}", out.display());
+            if cli.json {
+                println!("{}", serde_json::json!({ "wrote": out.display().to_string() }));
+            } else {
+                println!("wrote {}", out.display());
+            }
         }
         Cmd::Heap { steps } => {
-            let bad = heapcmd::run(&cli.dev, &steps)?;
+            let bad = heapcmd::run(&cli.dev, &steps, cli.json)?;
             if bad != 0 {
                 bail!("{bad} of {} steps deviate", steps.len());
             }
@@ -421,11 +432,19 @@ fn main() -> Result<()> {
         Cmd::GenTrace { shape, allocs, seed } => print!("{}", replay::generate(shape, allocs, seed)),
         Cmd::Shrink => {
             let n = device::Device::open(&cli.dev)?.shrink()?;
-            println!("released {n} pages");
+            if cli.json {
+                println!("{}", serde_json::json!({ "released_pages": n }));
+            } else {
+                println!("released {n} pages");
+            }
         }
         Cmd::Check => {
             device::Device::open(&cli.dev)?.check()?;
-            println!("invariants hold");
+            if cli.json {
+                println!("{}", serde_json::json!({ "invariants_hold": true }));
+            } else {
+                println!("invariants hold");
+            }
         }
         Cmd::Map { out, by, debugfs, input, save } => {
             let (raw, m) = map::load(input.as_deref().unwrap_or(&debugfs))?;
