@@ -45,7 +45,7 @@ use crate::{
         sizeclass::{self, CLASSES, NR_CLASSES},
         slab::{Flags, Layout, SlabError, SlabState, MAX_OBJECT_SIZE},
     },
-    sys::{self, CpuGuard, PerCpu},
+    sys::{self, CpuGuard, PerCpuShared},
 };
 use core::{
     fmt,
@@ -158,7 +158,9 @@ impl Magazine {
 struct CpuCache {
     main: AtomicPtr<Magazine>,
     spare: AtomicPtr<Magazine>,
-    size: u32,
+    /// Magazine capacity once attached, 0 before: an atomic so that other
+    /// CPUs may look at this CPU's cache through shared references.
+    size: AtomicU32,
     fast_allocs: AtomicU64,
     fast_frees: AtomicU64,
 }
@@ -174,7 +176,7 @@ impl CpuCache {
         Self {
             main: AtomicPtr::new(no_magazine()),
             spare: AtomicPtr::new(no_magazine()),
-            size: 0,
+            size: AtomicU32::new(0),
             fast_allocs: AtomicU64::new(0),
             fast_frees: AtomicU64::new(0),
         }
@@ -200,11 +202,17 @@ impl CpuCache {
 
     #[inline]
     fn put(&self, p: NonNull<u8>) -> bool {
-        self.main().put(p, self.size)
+        self.main().put(p, self.size.load(Relaxed))
     }
 
-    fn swap(&mut self) {
-        core::mem::swap(self.main.get_mut(), self.spare.get_mut());
+    /// Exchanges the loaded and the spare magazine.
+    fn swap(&self) {
+        // Only this CPU changes its slots (with preemption disabled), so
+        // two relaxed load/store pairs make an exchange; other CPUs only
+        // read the counts behind them.
+        let m = self.main.load(Relaxed);
+        self.main.store(self.spare.load(Relaxed), Relaxed);
+        self.spare.store(m, Relaxed);
     }
 
     /// Objects held by both magazines.
@@ -550,7 +558,7 @@ pub(crate) struct Cache {
     pool: Arc<Pool>,
     #[pin]
     lists: SpinLock<Lists>,
-    pcpu: PerCpu<CpuCache>,
+    pcpu: PerCpuShared<CpuCache>,
     /// Objects per magazine.
     mag_size: u32,
     /// Most magazines the cache may hold: two per CPU and a full barn.
@@ -628,7 +636,7 @@ impl Cache {
                     },
                     "rkalloc_slab_cache"
                 ),
-                pcpu: PerCpu::new(CpuCache::new)?,
+                pcpu: PerCpuShared::new(CpuCache::new)?,
                 mag_size,
                 max_magazines: 2 * (sys::nr_cpu_ids() as usize + BARN_MAX),
                 counters: Counters::default(),
@@ -975,8 +983,8 @@ impl Cache {
     }
 
     /// Gives a CPU without magazines its two; `false` when none can be had.
-    fn attach_locked(&self, l: &mut Lists, cc: &mut CpuCache) -> bool {
-        if cc.size != 0 {
+    fn attach_locked(&self, l: &mut Lists, cc: &CpuCache) -> bool {
+        if cc.size.load(Relaxed) != 0 {
             return true;
         }
         let Some(a) = self.empty_magazine(l) else {
@@ -990,9 +998,9 @@ impl Cache {
             return false;
         };
         // INVARIANT: two distinct live magazines, and the cache's size.
-        *cc.main.get_mut() = a.cast_mut();
-        *cc.spare.get_mut() = b.cast_mut();
-        cc.size = self.mag_size;
+        cc.main.store(a.cast_mut(), Relaxed);
+        cc.spare.store(b.cast_mut(), Relaxed);
+        cc.size.store(self.mag_size, Relaxed);
         true
     }
 
@@ -1023,7 +1031,7 @@ impl Cache {
     /// The alloc slow path on this CPU: the spare magazine, a full one from
     /// the barn, or a refill from the slabs (`grown`, a fresh slab, joins
     /// them first).
-    fn alloc_refill(&self, cc: &mut CpuCache, grown: Option<*mut Slab>) -> Option<NonNull<u8>> {
+    fn alloc_refill(&self, cc: &CpuCache, grown: Option<*mut Slab>) -> Option<NonNull<u8>> {
         if grown.is_none() {
             // Preempted and migrated since the fast path, or the spare has
             // objects: no lock needed.
@@ -1108,12 +1116,12 @@ impl Cache {
     /// The free slow path on this CPU: the main magazine is full. Swap in
     /// an empty spare, or trade the full spare for an empty magazine of the
     /// barn, or (barn full) empty the spare into the slabs.
-    fn free_flush(&self, cc: &mut CpuCache, p: NonNull<u8>) {
+    fn free_flush(&self, cc: &CpuCache, p: NonNull<u8>) {
         // Migrated since the fast path, or the spare is empty: no lock.
         if cc.put(p) {
             return;
         }
-        if cc.size != 0 && cc.spare().count() == 0 {
+        if cc.size.load(Relaxed) != 0 && cc.spare().count() == 0 {
             cc.swap();
             let _ = cc.put(p);
             return;
@@ -1413,16 +1421,13 @@ impl Cache {
     pub(crate) fn stats(&self) -> CacheStats {
         let (mut fast_allocs, mut fast_frees, mut cpu_cached) = (0, 0, 0);
         for cpu in 0..sys::nr_cpu_ids() {
-            // SAFETY: only atomics are read, from magazines that live as
-            // long as the cache; a racing update gives a stale but whole
-            // figure.
-            unsafe {
-                self.pcpu.with_remote(cpu, |cc| {
-                    fast_allocs += cc.fast_allocs.load(Relaxed);
-                    fast_frees += cc.fast_frees.load(Relaxed);
-                    cpu_cached += cc.cached();
-                })
-            };
+            // Only atomics are read, from magazines that live as long as
+            // the cache; a racing update gives a stale but whole figure.
+            if let Some(cc) = self.pcpu.get(cpu) {
+                fast_allocs += cc.fast_allocs.load(Relaxed);
+                fast_frees += cc.fast_frees.load(Relaxed);
+                cpu_cached += cc.cached();
+            }
         }
         let (
             nr_slabs,
@@ -1568,18 +1573,20 @@ impl PinnedDrop for Cache {
         // and free them from here.
         let mut l = self.lists.lock();
         for cpu in 0..sys::nr_cpu_ids() {
-            // SAFETY: the cache is being dropped, hence quiescent.
-            unsafe {
-                self.pcpu.with_remote(cpu, |cc| {
-                    if cc.size != 0 {
+            if let Some(cc) = self.pcpu.get(cpu) {
+                if cc.size.load(Relaxed) != 0 {
+                    // SAFETY: the cache is being dropped, hence quiescent:
+                    // the magazines are live, this CPU's own, and taken out
+                    // of the slots before they are freed.
+                    unsafe {
                         self.flush_locked(&mut l, cc.main());
                         self.flush_locked(&mut l, cc.spare());
                         self.free_magazine(&mut l, cc.main.swap(no_magazine(), Relaxed));
                         self.free_magazine(&mut l, cc.spare.swap(no_magazine(), Relaxed));
-                        cc.size = 0;
                     }
-                })
-            };
+                    cc.size.store(0, Relaxed);
+                }
+            }
         }
         self.drain_barn_locked(&mut l);
         while let Some(m) = l.barn.pop_empty() {

@@ -308,11 +308,9 @@ pub(crate) fn cpu_possible(cpu: u32) -> bool {
 ///
 /// - `ptr` is a live `__percpu` allocation of `size_of::<T>()` bytes whose
 ///   slot for every possible CPU holds an initialised `T`.
-/// - A slot is accessed mutably only by code running on its own CPU with
-///   preemption disabled ([`PerCpu::with`] takes a [`CpuGuard`]), or by
-///   [`PerCpu::with_remote`], whose callers guarantee that CPU's users are
-///   quiescent. rkalloc never touches per-CPU data from interrupt context,
-///   so disabling preemption is enough for exclusive access.
+/// - A slot is accessed mutably only by [`PerCpu::with_remote`], whose
+///   callers guarantee that no one else uses it (teardown). Shared access
+///   goes through [`PerCpuShared`], the only user of this type.
 pub(crate) struct PerCpu<T> {
     ptr: *mut c_void,
     _t: core::marker::PhantomData<T>,
@@ -353,18 +351,6 @@ impl<T> PerCpu<T> {
         })
     }
 
-    /// Runs `f` on the current CPU's slot. `f` must not reach this same
-    /// `PerCpu` again (the slot is borrowed mutably).
-    #[inline]
-    pub(crate) fn with<R>(&self, guard: &CpuGuard, f: impl FnOnce(&mut T) -> R) -> R {
-        // SAFETY: preemption is disabled while `guard` lives, so this task
-        // stays on `guard.cpu()` and no other task can run there; rkalloc
-        // never uses per-CPU data from interrupts (type invariant). The slot
-        // is initialised (type invariant).
-        let slot = unsafe { &mut *shim::rk_per_cpu_ptr(self.ptr, guard.cpu()).cast::<T>() };
-        f(slot)
-    }
-
     /// Runs `f` on `cpu`'s slot from another CPU.
     ///
     /// # Safety
@@ -381,34 +367,6 @@ impl<T> PerCpu<T> {
         Some(f(slot))
     }
 
-    /// Runs `f` on every possible CPU's slot: for online CPUs on that CPU
-    /// itself (through [`run_on_cpu`], with preemption disabled), for the
-    /// others directly. Process context only (it sleeps).
-    pub(crate) fn for_each_cpu(&self, mut f: impl FnMut(&mut T) + Send)
-    where
-        T: Send,
-    {
-        for cpu in 0..nr_cpu_ids() {
-            if cpu_online(cpu) {
-                let ran = run_on_cpu(cpu, || {
-                    let g = CpuGuard::new();
-                    if g.cpu() == cpu {
-                        self.with(&g, &mut f);
-                        0
-                    } else {
-                        -1
-                    }
-                });
-                if matches!(ran, Ok(0)) {
-                    continue;
-                }
-            }
-            if !cpu_online(cpu) {
-                // SAFETY: an offline CPU runs nothing that could use its slot.
-                unsafe { self.with_remote(cpu, &mut f) };
-            }
-        }
-    }
 }
 
 impl<T> Drop for PerCpu<T> {
@@ -590,6 +548,16 @@ impl<T: Sync + Send> PerCpuShared<T> {
         // SAFETY: pairs with the preempt_disable in `rk_get_cpu_ptr`.
         unsafe { shim::rk_put_cpu_ptr() };
         r
+    }
+
+    /// Runs `f` on the slot of the CPU `guard` pins this task to.
+    #[inline]
+    pub(crate) fn with<R>(&self, guard: &CpuGuard, f: impl FnOnce(&T) -> R) -> R {
+        // SAFETY: preemption is disabled while `guard` lives, so this task
+        // stays on `guard.cpu()`; the slot is initialised (invariant of
+        // `PerCpu`), only shared references to it exist (type invariant),
+        // and `T: Sync`.
+        f(unsafe { &*shim::rk_per_cpu_ptr(self.0.ptr, guard.cpu()).cast::<T>() })
     }
 
     /// Any possible CPU's slot.
