@@ -248,11 +248,7 @@ mod tests {
     use crate::pool::PoolConfig;
 
     fn test_pool() -> Result<Arc<Pool>> {
-        Pool::new(PoolConfig {
-            initial_chunks: 1,
-            max_chunks: 4,
-            shrinker: false,
-        })
+        Pool::new(PoolConfig::private(1, 4))
     }
 
     /// The address of an allocation, to check its alignment.

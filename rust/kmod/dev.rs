@@ -307,17 +307,26 @@ impl RkDevice {
         }
     }
 
+    /// Makes something the fd owns, charged `bytes` against its cap: checks
+    /// the cap and makes room for the handle before `make` allocates, so a
+    /// failure after the allocation cannot happen. Returns the handle.
+    fn adopt(&self, bytes: u64, make: impl FnOnce() -> Result<Owned>) -> Result<u64> {
+        let mut st = self.state.lock();
+        self.charge(&st, bytes)?;
+        st.items.reserve()?;
+        let handle = st.items.insert(make()?)?;
+        st.bytes += bytes;
+        Ok(handle)
+    }
+
     fn pool_alloc(&self, a: &mut uapi::rkalloc_pool_alloc) -> Result {
         if a.order > crate::rkcore::buddy::MAX_ORDER {
             return Err(EINVAL);
         }
-        let mut st = self.state.lock();
         let bytes = (crate::pool::PAGE_SIZE as u64) << a.order;
-        self.charge(&st, bytes)?;
-        st.items.reserve()?;
-        let block = self.shared.pool.alloc_tagged(a.order, crate::pool::tag::USER)?;
-        a.handle = st.items.insert(Owned::Pool(block))?;
-        st.bytes += bytes;
+        a.handle = self.adopt(bytes, || {
+            Ok(Owned::Pool(self.shared.pool.alloc_tagged(a.order, crate::pool::tag::USER)?))
+        })?;
         Ok(())
     }
 
@@ -545,13 +554,9 @@ impl RkDevice {
         for (d, s) in dst.iter_mut().zip(a.name.iter()) {
             *d = *s as u8;
         }
-        let mut st = self.state.lock();
-        let bytes = slab::Cache::footprint() as u64;
-        self.charge(&st, bytes)?;
-        st.items.reserve()?;
-        let cache = self.shared.kmalloc.create_cache(&name[..len], a.obj_size as usize, align, flags)?;
-        a.handle = st.items.insert(Owned::Cache(cache))?;
-        st.bytes += bytes;
+        a.handle = self.adopt(slab::Cache::footprint() as u64, || {
+            Ok(Owned::Cache(self.shared.kmalloc.create_cache(&name[..len], a.obj_size as usize, align, flags)?))
+        })?;
         Ok(())
     }
 

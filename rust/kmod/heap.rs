@@ -768,11 +768,7 @@ mod tests {
 
     /// A private pool: one 4 MiB chunk, growing to four.
     fn test_pool() -> Result<Arc<Pool>> {
-        Pool::new(PoolConfig {
-            initial_chunks: 1,
-            max_chunks: 4,
-            shrinker: false,
-        })
+        Pool::new(PoolConfig::private(1, 4))
     }
 
     /// xorshift64*: a deterministic mix of sizes and orders.

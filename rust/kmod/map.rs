@@ -96,7 +96,7 @@ mod tests {
     /// and a second, offline chunk slot. Then frees change the bytes.
     #[test]
     fn bytes_of_a_known_layout() -> Result {
-        let p = Pool::new(PoolConfig { initial_chunks: 1, max_chunks: 2, shrinker: false })?;
+        let p = Pool::new(PoolConfig::private(1, 2))?;
         // On one CPU, so that the per-CPU refill is the one this test sees.
         let mut blocks = KVec::new();
         let rc = crate::sys::run_on_cpu(0, || {

@@ -168,6 +168,17 @@ pub(crate) struct PoolConfig {
     pub(crate) shrinker: bool,
 }
 
+impl PoolConfig {
+    /// A private pool without a shrinker (KUnit suites use these).
+    pub(crate) const fn private(initial_chunks: u32, max_chunks: u32) -> Self {
+        Self {
+            initial_chunks,
+            max_chunks,
+            shrinker: false,
+        }
+    }
+}
+
 /// The buddy's page metadata, in vmalloc'd memory when large.
 struct MetaVec(KVVec<PageMeta>);
 
@@ -783,10 +794,9 @@ impl PinnedDrop for Pool {
         for b in self.chunk_base.iter() {
             let addr = b.swap(0, Relaxed);
             if addr != 0 {
-                // SAFETY: `addr` is an online chunk's `alloc_pages(MAX_ORDER)`
-                // block; the pool is being destroyed, so none of its pages
-                // is used again (users had to give up their blocks, or lose
-                // them, before the pool could be dropped).
+                // The pool is being destroyed: none of its pages is used again
+                // (users gave up their blocks, or lost them, before the drop).
+                // SAFETY: `addr` is an online chunk's MAX_ORDER block, unused.
                 unsafe { sys::free_pages(addr as *mut u8, MAX_ORDER) };
             }
         }
@@ -798,11 +808,7 @@ mod tests {
     use super::*;
 
     fn pool(initial: u32, max: u32) -> Result<Arc<Pool>> {
-        Pool::new(PoolConfig {
-            initial_chunks: initial,
-            max_chunks: max,
-            shrinker: false,
-        })
+        Pool::new(PoolConfig::private(initial, max))
     }
 
     /// Takes order-0 pages until the pool says ENOMEM, all on CPU 0: on one

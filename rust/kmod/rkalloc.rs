@@ -96,11 +96,10 @@ impl RkallocModule {
     /// The module that owns `misc`.
     fn from_misc(misc: &MiscDeviceRegistration<dev::RkDevice>) -> &Self {
         let field = core::ptr::from_ref(misc).cast_mut();
-        // SAFETY: the only `MiscDeviceRegistration<RkDevice>` is the `miscdev`
-        // field of the pinned `RkallocModule`, so walking back by the field's
-        // offset yields that module. The module outlives every callback of its
-        // own registration (the registration is dropped first), so the
-        // reference stays valid for as long as `misc` is.
+        // The only `MiscDeviceRegistration<RkDevice>` is the `miscdev` field of
+        // the pinned module, which outlives its registration's callbacks (the
+        // registration is dropped first).
+        // SAFETY: `field` is that field, so this yields the live module.
         unsafe { &*kernel::container_of!(field, RkallocModule, miscdev) }
     }
 }

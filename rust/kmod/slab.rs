@@ -896,13 +896,15 @@ impl Cache {
             // it is pool memory in the linear map.
             let tag = unsafe { sys::page_private(p.as_ptr()) };
             s = (tag & !TAG_MASK) as *mut Slab;
-            // SAFETY: a `TAG_SLAB` tag on pool memory is a live descriptor
-            // (invariant of `Lists`: tags are set with the slab and cleared
-            // before it is freed).
-            if tag & TAG_MASK != TAG_SLAB
-                || s.is_null()
-                || unsafe { (*s).cache } != ptr::from_ref(self)
-            {
+            // A `TAG_SLAB` tag on pool memory names a live descriptor
+            // (invariant of `Lists`: set with the slab, cleared before it is
+            // freed); `||` reads it only after those checks.
+            let foreign = tag & TAG_MASK != TAG_SLAB || s.is_null() || {
+                // SAFETY: `s` is a live descriptor, as just checked.
+                let owner = unsafe { (*s).cache };
+                owner != ptr::from_ref(self)
+            };
+            if foreign {
                 self.counters.violations.fetch_add(1, Relaxed);
                 pr_err!(
                     "cache {}: invalid free of an object this cache does not own; ignored\n",
@@ -1957,11 +1959,7 @@ mod tests {
     use crate::pool::PoolConfig;
 
     fn pool(max_chunks: u32) -> Result<Arc<Pool>> {
-        Pool::new(PoolConfig {
-            initial_chunks: 1,
-            max_chunks,
-            shrinker: false,
-        })
+        Pool::new(PoolConfig::private(1, max_chunks))
     }
 
     /// xorshift64*: a small deterministic generator for shuffles.

@@ -553,11 +553,11 @@ impl<T: Sync + Send> PerCpuShared<T> {
     /// Runs `f` on the slot of the CPU `guard` pins this task to.
     #[inline]
     pub(crate) fn with<R>(&self, guard: &CpuGuard, f: impl FnOnce(&T) -> R) -> R {
-        // SAFETY: preemption is disabled while `guard` lives, so this task
-        // stays on `guard.cpu()`; the slot is initialised (invariant of
-        // `PerCpu`), only shared references to it exist (type invariant),
-        // and `T: Sync`.
-        f(unsafe { &*shim::rk_per_cpu_ptr(self.0.ptr, guard.cpu()).cast::<T>() })
+        // Preemption is disabled while `guard` lives, so this task stays on
+        // `guard.cpu()`; only shared references to a slot exist (invariant).
+        // SAFETY: the slot is initialised (invariant of `PerCpu`), `T: Sync`.
+        let slot = unsafe { &*shim::rk_per_cpu_ptr(self.0.ptr, guard.cpu()).cast::<T>() };
+        f(slot)
     }
 
     /// Any possible CPU's slot.
