@@ -466,24 +466,61 @@ impl Pool {
 
     /// Allocates a block of 2^`order` pages for the owner class `tag` (a
     /// [`tag`] constant, which the occupancy map shows).
+    ///
+    /// The fast paths are a hit on this CPU's list and, above the listed
+    /// orders, a block from the buddy; everything else (refill, drain,
+    /// growth, errors) is out of line in [`Self::alloc_slow`], so the hit
+    /// costs no register spills.
     #[inline]
     pub(crate) fn alloc_tagged(&self, order: u32, tag: u8) -> Result<Block> {
+        if order <= PCP_MAX_ORDER {
+            let o = order as usize;
+            let hit = self.pcp.with_local(|p| {
+                if p.len(o) == 0 {
+                    return None;
+                }
+                bump(&p.allocs[o]);
+                Some(p.pop(o))
+            });
+            if let Some(pfn) = hit {
+                return self.hand_out(pfn, order, tag);
+            }
+        } else if order <= MAX_ORDER {
+            // Above the lists: straight to the buddy, one lock round trip.
+            if let Ok(pfn) = Self::buddy_alloc(&mut self.inner.lock(), order) {
+                return self.hand_out(pfn, order, tag);
+            }
+        }
+        self.alloc_slow(order, tag)
+    }
+
+    /// Marks `pfn` as held by a user of `tag` and makes its [`Block`].
+    #[inline]
+    fn hand_out(&self, pfn: u32, order: u32, tag: u8) -> Result<Block> {
+        let (Some(t), Some(owner)) = (self.tag.get(pfn as usize), self.owner.get(pfn as usize)) else {
+            return Err(EINVAL);
+        };
+        t.store(tag, Relaxed);
+        owner.store(order as u8 + 1, Relaxed);
+        let addr = self.addr_of(pfn).ok_or(EINVAL)?;
+        Ok(Block { pfn, order, addr })
+    }
+
+    /// Everything but a per-CPU list hit: first the lists (refilled) and the
+    /// buddy; then blocks cached on this CPU's lists, which may merge into
+    /// what is missing; then one more chunk from the kernel. (Other CPUs'
+    /// lists are drained only by `drain`, which sleeps: the kernel's
+    /// drain_all_pages does the same.)
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, order: u32, tag: u8) -> Result<Block> {
         if order > MAX_ORDER {
             return Err(EINVAL);
         }
-        // First the lists and the buddy; then blocks cached on this CPU's
-        // lists, which may merge into what is missing; then one more chunk
-        // from the kernel. (Other CPUs' lists are drained only by `drain`,
-        // which sleeps: the kernel's drain_all_pages does the same.)
         let mut attempt = 0;
         loop {
             match self.try_alloc(order) {
-                Ok(pfn) => {
-                    self.tag[pfn as usize].store(tag, Relaxed);
-                    self.owner[pfn as usize].store(order as u8 + 1, Relaxed);
-                    let addr = self.addr_of(pfn).ok_or(EINVAL)?;
-                    return Ok(Block { pfn, order, addr });
-                }
+                Ok(pfn) => return self.hand_out(pfn, order, tag),
                 Err(BuddyError::NoMemory) if attempt == 0 => {
                     attempt = 1;
                     self.drain_local();
@@ -499,7 +536,8 @@ impl Pool {
         }
     }
 
-    #[inline]
+    /// Takes a block from this CPU's list, refilling it from the buddy in a
+    /// batch when empty, or from the buddy directly above the listed orders.
     fn try_alloc(&self, order: u32) -> core::result::Result<u32, BuddyError> {
         if order > PCP_MAX_ORDER {
             return Self::buddy_alloc(&mut self.inner.lock(), order);
@@ -525,21 +563,51 @@ impl Pool {
 
     /// Returns a block. Refuses (EINVAL, nothing changed) a block that is not
     /// allocated from this pool with this order.
+    ///
+    /// The fast path pushes onto this CPU's list (or, above the listed
+    /// orders, frees to the buddy); a full list (drain a batch) and
+    /// refusals are out of line.
     #[inline]
     pub(crate) fn free(&self, pfn: u32, order: u32) -> Result {
         let Some(owner) = self.owner.get(pfn as usize) else {
-            self.counters.bad_frees.fetch_add(1, Relaxed);
-            return Err(EINVAL);
+            return self.bad_free();
         };
         if order > MAX_ORDER || owner.compare_exchange(order as u8 + 1, 0, Relaxed, Relaxed).is_err() {
-            self.counters.bad_frees.fetch_add(1, Relaxed);
-            return Err(EINVAL);
+            return self.bad_free();
         }
         if order > PCP_MAX_ORDER {
             let r = self.inner.lock().buddy.free(pfn, order);
             // The owner mark said allocated, so the buddy agrees.
             return r.map_err(errno);
         }
+        let o = order as usize;
+        let pushed = self.pcp.with_local(|p| {
+            if p.len(o) >= PCP_HIGH[o] {
+                return false;
+            }
+            p.push(o, pfn);
+            bump(&p.frees[o]);
+            true
+        });
+        if pushed {
+            return Ok(());
+        }
+        self.free_slow(pfn, order)
+    }
+
+    /// Counts and refuses a bad free.
+    #[cold]
+    #[inline(never)]
+    fn bad_free(&self) -> Result {
+        self.counters.bad_frees.fetch_add(1, Relaxed);
+        Err(EINVAL)
+    }
+
+    /// Frees a listed-order block whose owner mark was just cleared onto
+    /// this CPU's list, draining a batch first if the list is full.
+    #[cold]
+    #[inline(never)]
+    fn free_slow(&self, pfn: u32, order: u32) -> Result {
         let o = order as usize;
         self.pcp.with_local(|p| {
             if p.len(o) >= PCP_HIGH[o] {
@@ -557,13 +625,13 @@ impl Pool {
 
     /// Frees the block at `addr`; EINVAL if `addr` is not a block of this
     /// pool allocated with `order`.
+    #[inline]
     pub(crate) fn free_addr(&self, addr: *const u8, order: u32) -> Result {
         // A block starts on a page boundary; the owner mark checked by
         // `free` then proves it is the head of a block of this order.
         let pfn = self.pfn_of(addr).filter(|_| addr as usize & (PAGE_SIZE - 1) == 0);
         let Some(pfn) = pfn else {
-            self.counters.bad_frees.fetch_add(1, Relaxed);
-            return Err(EINVAL);
+            return self.bad_free();
         };
         self.free(pfn, order)
     }
