@@ -115,24 +115,60 @@ pub struct PageMeta {
     next: u32,
     /// Previous free block of the same order, or [`NIL`].
     prev: u32,
-    /// Head or tail, and whether the block is free.
-    kind: Kind,
-    /// Block order; meaningful on heads only.
-    order: u8,
+    /// Kind and order in one byte, so that the hot paths test both with one
+    /// compare: `0..=15` is a free head of that order, `16..=31` an allocated
+    /// head of order `state - 16`, anything else a tail (see
+    /// [`PageMeta::kind`]). Every byte value decodes to something, so
+    /// [`Buddy::check`] needs no extra case; orders above `MAX_ORDER` are
+    /// representable and reported as [`CheckErrorKind::BadOrder`].
+    state: u8,
     /// Set on the first page of an online chunk only. Storing it here rather
     /// than in a bitmap keeps [`Buddy`] free of any size limit of its own.
     online: bool,
 }
+
+/// `PageMeta::state` of a free head of `order` (`order <= 15`).
+#[inline(always)]
+const fn free_state(order: u32) -> u8 {
+    order as u8
+}
+
+/// `PageMeta::state` of an allocated head of `order` (`order <= 15`).
+#[inline(always)]
+const fn allocated_state(order: u32) -> u8 {
+    ALLOCATED_BASE | order as u8
+}
+
+/// First `PageMeta::state` of an allocated head.
+const ALLOCATED_BASE: u8 = 16;
+
+/// The canonical `PageMeta::state` of a tail page.
+const TAIL_STATE: u8 = u8::MAX;
 
 impl PageMeta {
     /// The state of a page that belongs to no block: an offline chunk's page.
     pub const EMPTY: PageMeta = PageMeta {
         next: NIL,
         prev: NIL,
-        kind: Kind::Tail,
-        order: 0,
+        state: TAIL_STATE,
         online: false,
     };
+
+    /// Head or tail, and whether the block is free.
+    #[inline(always)]
+    fn kind(&self) -> Kind {
+        match self.state {
+            0..ALLOCATED_BASE => Kind::Free,
+            ALLOCATED_BASE..32 => Kind::Allocated,
+            _ => Kind::Tail,
+        }
+    }
+
+    /// Block order; meaningful on heads only.
+    #[inline(always)]
+    fn order(&self) -> u32 {
+        u32::from(self.state & (ALLOCATED_BASE - 1))
+    }
 }
 
 impl Default for PageMeta {
@@ -238,8 +274,7 @@ impl FreeLists {
         let o = order as usize;
         let head = self.heads[o];
         let m = &mut meta[ix(pfn)];
-        m.kind = Kind::Free;
-        m.order = order as u8;
+        m.state = free_state(order);
         m.prev = NIL;
         m.next = head;
         if head != NIL {
@@ -387,7 +422,7 @@ where
         if !head.online {
             return Err(BuddyError::ChunkOffline);
         }
-        if head.kind != Kind::Free || u32::from(head.order) != MAX_ORDER {
+        if head.state != free_state(MAX_ORDER) {
             return Err(BuddyError::Busy);
         }
         self.lists.unlink(meta, base, MAX_ORDER);
@@ -415,7 +450,7 @@ where
         match self.chunk_base(chunk) {
             Ok(base) => {
                 let head = self.meta.as_ref()[ix(base)];
-                head.online && head.kind == Kind::Free && u32::from(head.order) == MAX_ORDER
+                head.online && head.state == free_state(MAX_ORDER)
             }
             Err(_) => false,
         }
@@ -444,9 +479,7 @@ where
             cur -= 1;
             self.lists.push(meta, pfn + (1 << cur), cur);
         }
-        let m = &mut meta[ix(pfn)];
-        m.kind = Kind::Allocated;
-        m.order = order as u8;
+        meta[ix(pfn)].state = allocated_state(order);
         self.free_pages -= 1 << order;
         bump(&mut self.stats.allocs[order as usize]);
         Ok(pfn)
@@ -468,15 +501,11 @@ where
         }
         let base = self.chunk_base(pfn >> MAX_ORDER)?;
         let meta = self.meta.as_mut();
-        if !meta[ix(base)].online {
-            return Err(BuddyError::ChunkOffline);
-        }
-        let m = meta[ix(pfn)];
-        if m.kind != Kind::Allocated {
-            return Err(BuddyError::NotAllocated);
-        }
-        if u32::from(m.order) != order {
-            return Err(BuddyError::WrongOrder);
+        // One compare accepts the common case. Only an allocated head has an
+        // allocated state, and allocated heads exist in online chunks only
+        // (invariant), so the chunk's flag need not be read on this path.
+        if meta[ix(pfn)].state != allocated_state(order) {
+            return Err(Self::free_refusal(meta, base, pfn));
         }
         // Validated: from here on nothing can fail.
         self.free_pages += 1 << order;
@@ -487,19 +516,34 @@ where
         // of a MAX_ORDER block would be another, unrelated, chunk.
         while cur < MAX_ORDER {
             let buddy = head ^ (1 << cur);
-            let b = meta[ix(buddy)];
-            if b.kind != Kind::Free || u32::from(b.order) != cur {
+            if meta[ix(buddy)].state != free_state(cur) {
                 break;
             }
             self.lists.unlink(meta, buddy, cur);
             // The upper half's head becomes a tail of the merged block.
-            meta[ix(head | buddy)].kind = Kind::Tail;
+            meta[ix(head | buddy)].state = TAIL_STATE;
             head &= buddy;
             bump(&mut self.stats.merges[cur as usize]);
             cur += 1;
         }
         self.lists.push(meta, head, cur);
         Ok(())
+    }
+
+    /// Why `free` refuses `pfn` in chunk `base` whose state is not that of an
+    /// allocated head of the given order: in the order of precedence of the
+    /// checks, an offline chunk, then not an allocated head, then a head of
+    /// another order. Out of line: only misuse gets here.
+    #[cold]
+    #[inline(never)]
+    fn free_refusal(meta: &[PageMeta], base: u32, pfn: u32) -> BuddyError {
+        if !meta[ix(base)].online {
+            BuddyError::ChunkOffline
+        } else if meta[ix(pfn)].kind() != Kind::Allocated {
+            BuddyError::NotAllocated
+        } else {
+            BuddyError::WrongOrder
+        }
     }
 
     /// Number of free blocks of `order` (0 for an invalid order), as in one
@@ -569,8 +613,8 @@ where
             return PageState::Offline;
         }
         let m = meta[ix(pfn)];
-        let order = u32::from(m.order);
-        match m.kind {
+        let order = m.order();
+        match m.kind() {
             Kind::Tail => PageState::Tail,
             Kind::Free => PageState::Free { order },
             Kind::Allocated => PageState::Allocated { order },
@@ -620,8 +664,8 @@ where
             if !head.online {
                 for pfn in base..base + CHUNK_PAGES {
                     let m = get(pfn)?;
-                    if m.kind != Kind::Tail || m.online {
-                        return Err(CheckError::new(K::OfflinePageInUse, pfn, m.order.into()));
+                    if m.kind() != Kind::Tail || m.online {
+                        return Err(CheckError::new(K::OfflinePageInUse, pfn, m.order()));
                     }
                 }
                 continue;
@@ -630,8 +674,8 @@ where
             let mut pfn = base;
             while pfn < base + CHUNK_PAGES {
                 let m = get(pfn)?;
-                let order = u32::from(m.order);
-                if m.kind == Kind::Tail {
+                let order = m.order();
+                if m.kind() == Kind::Tail {
                     return Err(CheckError::new(K::UncoveredPage, pfn, 0));
                 }
                 if pfn != base && m.online {
@@ -648,16 +692,16 @@ where
                 }
                 for tail in pfn + 1..pfn + size {
                     let t = get(tail)?;
-                    if t.kind != Kind::Tail || t.online {
+                    if t.kind() != Kind::Tail || t.online {
                         return Err(CheckError::new(K::Overlap, tail, order));
                     }
                 }
-                if m.kind == Kind::Free {
+                if m.kind() == Kind::Free {
                     report.free_blocks[order as usize] += 1;
                     report.free_pages += u64::from(size);
                     if order < MAX_ORDER {
                         let b = get(pfn ^ size)?;
-                        if b.kind == Kind::Free && u32::from(b.order) == order {
+                        if b.kind() == Kind::Free && b.order() == order {
                             return Err(CheckError::new(K::UnmergedBuddies, pfn, order));
                         }
                     }
@@ -697,7 +741,7 @@ where
                     return Err(CheckError::new(K::ListBroken, cur, order));
                 }
                 let m = get(cur)?;
-                if m.kind != Kind::Free || u32::from(m.order) != order || m.prev != prev {
+                if m.kind() != Kind::Free || m.order() != order || m.prev != prev {
                     return Err(CheckError::new(K::ListBroken, cur, order));
                 }
                 len += 1;
@@ -869,8 +913,7 @@ mod tests {
         let garbage = PageMeta {
             next: 7,
             prev: 3,
-            kind: Kind::Free,
-            order: 4,
+            state: free_state(4),
             online: true,
         };
         // Three whole slots plus a partial one, which must be ignored.
@@ -1345,19 +1388,19 @@ mod tests {
         let kind = |b: &Pool| b.check().unwrap_err().kind;
 
         let mut b = fresh();
-        b.meta[1025].kind = Kind::Free;
+        b.meta[1025].state = free_state(0);
         assert_eq!(kind(&b), K::OfflinePageInUse);
 
         let mut b = fresh();
-        b.meta[9].kind = Kind::Allocated;
+        b.meta[9].state = allocated_state(0);
         assert_eq!(kind(&b), K::Overlap);
 
         let mut b = fresh();
-        b.meta[16].kind = Kind::Tail;
+        b.meta[16].state = TAIL_STATE;
         assert_eq!(kind(&b), K::UncoveredPage);
 
         let mut b = fresh();
-        b.meta[16].order = 11;
+        b.meta[16].state = free_state(11);
         assert_eq!(kind(&b), K::BadOrder);
 
         let mut b = fresh();
@@ -1397,6 +1440,40 @@ mod tests {
         let mut b = fresh();
         b.online_chunks += 1;
         assert_eq!(kind(&b), K::ChunkCountMismatch);
+    }
+
+    #[test]
+    fn state_byte_decodes_every_value() {
+        for s in 0..=u8::MAX {
+            let m = PageMeta {
+                state: s,
+                ..PageMeta::EMPTY
+            };
+            let (kind, order) = (m.kind(), m.order());
+            match s {
+                0..=15 => assert_eq!((kind, order), (Kind::Free, u32::from(s))),
+                16..=31 => assert_eq!((kind, order), (Kind::Allocated, u32::from(s) - 16)),
+                _ => assert_eq!(kind, Kind::Tail),
+            }
+        }
+        for order in 0..=MAX_ORDER {
+            assert_ne!(free_state(order), allocated_state(order));
+            assert_eq!(
+                PageMeta {
+                    state: allocated_state(order),
+                    ..PageMeta::EMPTY
+                }
+                .order(),
+                order
+            );
+        }
+        assert_eq!(PageMeta::EMPTY.kind(), Kind::Tail);
+
+        // An allocated head with an order above MAX_ORDER is caught too.
+        let mut b = pool(1, &[0]);
+        let p = b.alloc(4).unwrap();
+        b.meta[ix(p)].state = allocated_state(12);
+        assert_eq!(b.check().unwrap_err().kind, CheckErrorKind::BadOrder);
     }
 
     #[test]
