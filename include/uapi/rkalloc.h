@@ -256,6 +256,9 @@ struct rkalloc_arena_reset {
  * CROSS_CPU (1..RKALLOC_MAX_BATCH). EINVAL for a bad allocator, pattern or
  * size, or (CROSS_CPU) when only one CPU is online; ENOMEM when the
  * allocator fails during the run (counted in failures).
+ * RKALLOC_ALLOC_RK_ARENA frees only all at once: a PAIR is an allocation
+ * and a reset, a BATCH or BATCH_RANDOM is batch allocations and one reset;
+ * RANDOM_LIFE and CROSS_CPU are EINVAL for it.
  */
 #define RKALLOC_ALLOC_RK_POOL		0
 #define RKALLOC_ALLOC_PAGES		1	/* alloc_pages */

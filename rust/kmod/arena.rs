@@ -17,7 +17,7 @@ use crate::{
         frag::FragReport,
     },
 };
-use core::fmt;
+use core::{fmt, ptr::NonNull};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -93,11 +93,24 @@ impl ArenaObj {
     /// bytes allow it. Returns the allocation and the bytes taken from the
     /// pool for it.
     pub(crate) fn alloc(&self, size: usize, align: usize, budget: u64) -> Result<(Ptr, u64)> {
+        self.alloc_in(&mut self.inner.lock(), size, align, budget)
+    }
+
+    /// [`Self::alloc`], returning the allocation's address: valid until the
+    /// next [`Self::reset`] or until the arena is dropped.
+    pub(crate) fn alloc_addr(&self, size: usize, align: usize, budget: u64) -> Result<NonNull<u8>> {
+        let mut g = self.inner.lock();
+        let (p, _) = self.alloc_in(&mut g, size, align, budget)?;
+        let mem = g.arena.region_mut(p.region).ok_or(EINVAL)?.as_mut();
+        let start = mem.get_mut(p.offset as usize..).ok_or(EINVAL)?;
+        NonNull::new(start.as_mut_ptr()).ok_or(EINVAL)
+    }
+
+    fn alloc_in(&self, g: &mut ArenaInner, size: usize, align: usize, budget: u64) -> Result<(Ptr, u64)> {
         if !request_ok(size, align) {
             return Err(EINVAL);
         }
         let align = if align == 0 { DEFAULT_ALIGN } else { align };
-        let mut g = self.inner.lock();
         match g.arena.alloc(size, align) {
             Ok(p) => return Ok((p, 0)),
             Err(ArenaError::NoMemory) => {}
@@ -130,6 +143,10 @@ impl ArenaObj {
         g.last_reset = report;
         g.reclaimed.bytes_reclaimed += report.bytes_reclaimed;
         g.reclaimed.allocations_reclaimed += report.allocations_reclaimed;
+        if g.regions_grown - g.regions_released <= 1 {
+            // One region or none: it stays, nothing to give back.
+            return (report, 0);
+        }
         let keep = (0..REGIONS as u32).max_by_key(|&r| g.arena.region(r).map_or(0, |m| m.bytes()));
         let mut released = 0;
         for r in 0..REGIONS as u32 {

@@ -58,6 +58,11 @@ pub(crate) fn run(shared: &Shared, a: &mut uapi::rkalloc_bench) -> Result {
         None
     };
     let alloc = registry::make(a.allocator, a.bytes as usize, shared)?;
+    let bulk = alloc.frees_all_at_once();
+    if bulk && matches!(a.pattern, uapi::RKALLOC_BENCH_RANDOM_LIFE | uapi::RKALLOC_BENCH_CROSS_CPU) {
+        // No per-object lifetimes for an allocator that frees all at once.
+        return Err(EINVAL);
+    }
     let size = a.bytes as usize;
     let mut slots: KVec<Option<NonNull<u8>>> = KVec::with_capacity(batch.max(1), GFP_KERNEL)?;
     for _ in 0..batch.max(1) {
@@ -75,6 +80,7 @@ pub(crate) fn run(shared: &Shared, a: &mut uapi::rkalloc_bench) -> Result {
         order,
         rng: Rng(0x2545_f491_4f6c_dd1d),
         failures: 0,
+        bulk,
     };
     a.cpu = sys::CpuGuard::new().cpu();
 
@@ -126,6 +132,9 @@ struct State<'a> {
     order: KVec<usize>,
     rng: Rng,
     failures: u64,
+    /// The allocator frees only all at once (an arena): a reset stands for
+    /// the frees of each pair or batch.
+    bulk: bool,
 }
 
 // SAFETY: the raw pointers in `slots` are allocations owned by this run;
@@ -153,6 +162,9 @@ impl State<'_> {
 
     /// Runs `ops` alloc+free pairs in `pattern`.
     fn sample(&mut self, pattern: u32, ops: u64, other_cpu: Option<u32>) {
+        if self.bulk {
+            return self.sample_bulk(pattern, ops);
+        }
         let batch = self.slots.len() as u64;
         match pattern {
             uapi::RKALLOC_BENCH_PAIR => {
@@ -235,8 +247,34 @@ impl State<'_> {
         }
     }
 
+    /// [`Self::sample`] for an allocator that frees all at once: a pair is
+    /// an allocation and a reset; a batch is `batch` allocations and one
+    /// reset (the order of frees means nothing to it). `run` refused the
+    /// other patterns.
+    fn sample_bulk(&mut self, pattern: u32, ops: u64) {
+        let batch = if pattern == uapi::RKALLOC_BENCH_PAIR {
+            1
+        } else {
+            self.slots.len() as u64
+        };
+        let mut done = 0;
+        while done < ops {
+            let n = batch.min(ops - done);
+            for _ in 0..n {
+                if self.alloc.alloc(self.size).is_none() {
+                    self.failures += 1;
+                }
+            }
+            self.alloc.reset();
+            done += n;
+        }
+    }
+
     /// Frees whatever is still held.
     fn release(&mut self) {
+        if self.bulk {
+            return self.alloc.reset();
+        }
         for i in 0..self.slots.len() {
             self.free_slot(i);
         }

@@ -32,6 +32,41 @@ pub(crate) trait Allocator: Send + Sync {
     fn frag(&self) -> Option<FragReport> {
         None
     }
+    /// Whether the allocator frees only all at once (an arena): its `free`
+    /// does nothing and [`Allocator::reset`] frees everything. Such an
+    /// allocator serves no pattern with per-object lifetimes.
+    fn frees_all_at_once(&self) -> bool {
+        false
+    }
+    /// Frees every allocation at once, where [`Self::frees_all_at_once`].
+    fn reset(&self) {}
+}
+
+/// Most pool memory the benchmark's arena may hold.
+const BENCH_ARENA_BUDGET: u64 = 256 << 20;
+
+/// rkalloc's arena: an allocation bumps a pointer, a free does nothing and
+/// [`Allocator::reset`] frees everything at once.
+pub(crate) struct RkArena(Arc<crate::arena::ArenaObj>);
+
+impl Allocator for RkArena {
+    fn name(&self) -> &'static str {
+        "rk_arena"
+    }
+    #[inline]
+    fn alloc(&self, size: usize) -> Option<NonNull<u8>> {
+        self.0.alloc_addr(size, 0, BENCH_ARENA_BUDGET).ok()
+    }
+    #[inline]
+    unsafe fn free(&self, _p: NonNull<u8>, _size: usize) {
+        // An arena frees only all at once: see `reset`.
+    }
+    fn frees_all_at_once(&self) -> bool {
+        true
+    }
+    fn reset(&self) {
+        self.0.reset();
+    }
 }
 
 /// The order of the smallest block holding `size` bytes.
@@ -249,6 +284,12 @@ pub(crate) fn make(id: u32, size: usize, shared: &Shared) -> Result<KBox<dyn All
             KBox::new(crate::heap::HeapAllocator::new(&shared.pool, policy)?, GFP_KERNEL)?
         }
         uapi::RKALLOC_ALLOC_KVMALLOC => KBox::new(Kvmalloc, GFP_KERNEL)?,
+        uapi::RKALLOC_ALLOC_RK_ARENA => {
+            if !crate::arena::request_ok(size, 0) {
+                return Err(EINVAL);
+            }
+            KBox::new(RkArena(crate::arena::ArenaObj::new(&shared.pool, u32::MAX)?), GFP_KERNEL)?
+        }
         _ => return Err(EINVAL),
     })
 }

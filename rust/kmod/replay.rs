@@ -270,6 +270,10 @@ pub(crate) fn run(shared: &Shared, a: &mut uapi::rkalloc_replay) -> Result {
     let plan = Plan::new(&raw, a.max_id as usize, shared.fd_cap_bytes)?;
     drop(raw);
     let alloc = registry::make(a.allocator, plan.max_size, shared)?;
+    if alloc.frees_all_at_once() {
+        // A trace's frees mean nothing to an arena.
+        return Err(EINVAL);
+    }
     // Only a heap made for this run reports figures of this run alone; the
     // pool's report covers every user of the pool.
     let own_frag = (uapi::RKALLOC_ALLOC_RK_HEAP_FIRST..=uapi::RKALLOC_ALLOC_RK_HEAP_SEGREGATED)

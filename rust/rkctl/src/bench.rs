@@ -122,6 +122,11 @@ pub fn matrix(quick: bool) -> Vec<Case> {
         v.push(case(&g, "kmalloc", p, 64, batch, None));
         v.push(case(&g, "rk_slab", p, 64, batch, Some("kmem_cache")));
         v.push(case(&g, "rk_malloc", p, 64, batch, Some("kmalloc")));
+        if matches!(p, "pair" | "batch") {
+            // The arena frees only all at once: a pair is an allocation
+            // and a reset, a batch is `batch` allocations and one reset.
+            v.push(case(&g, "rk_arena", p, 64, batch, Some("kmalloc")));
+        }
     }
     let sizes: &[u64] = if quick { &[8, 256, 4096] } else { &[8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192] };
     for &s in sizes {

@@ -94,6 +94,7 @@ pub fn run(path: &Path) -> Result<Vec<Case>> {
     slab_cases(&dev, &other, &mut case)?;
     list_cases(&dev, &other, &mut case)?;
     crate::replay::error_cases(&dev, &mut case)?;
+    bench_cases(&dev, &mut case)?;
 
     // The per-fd cap: fill it with top-order blocks until ENOMEM.
     let cap = dev.info()?.fd_cap_bytes;
@@ -240,5 +241,39 @@ fn slab_cases(dev: &Device, other: &Device, case: &mut dyn FnMut(&'static str, &
         case("malloc: double free", "EINVAL", dev.free(h));
     }
     case("malloc: everything given back", "success", if snapshot(dev)?.0 == before.0 { Ok(()) } else { eio() });
+    Ok(())
+}
+
+/// `RKALLOC_IOC_BENCH` error paths, and an arena run that gives every page
+/// back: a bad allocator, pattern or count is EINVAL and runs nothing; the
+/// arena serves pairs and batches but no per-object lifetimes.
+fn bench_cases(dev: &Device, case: &mut dyn FnMut(&'static str, &'static str, io::Result<()>)) -> Result<()> {
+    let bench = |allocator, pattern, batch| {
+        let mut a = uapi::rkalloc_bench { allocator, pattern, batch, bytes: 64, ops: 256, samples: 2, ..Default::default() };
+        dev.bench(&mut a).map(|()| a)
+    };
+    let ok = |r: io::Result<uapi::rkalloc_bench>| r.map(|_| ());
+    let before = snapshot(dev)?;
+    let (kmalloc, arena) = (uapi::RKALLOC_ALLOC_KMALLOC, uapi::RKALLOC_ALLOC_RK_ARENA);
+    case("bench: unknown allocator", "EINVAL", ok(bench(uapi::RKALLOC_NR_ALLOCATORS, uapi::RKALLOC_BENCH_PAIR, 1)));
+    case("bench: unknown pattern", "EINVAL", ok(bench(kmalloc, uapi::RKALLOC_BENCH_CROSS_CPU + 1, 16)));
+    case("bench: batch above the maximum", "EINVAL", ok(bench(kmalloc, uapi::RKALLOC_BENCH_BATCH, uapi::RKALLOC_MAX_BATCH + 1)));
+    let mut a = uapi::rkalloc_bench { allocator: kmalloc, bytes: 64, ops: 256, samples: 0, ..Default::default() };
+    case("bench: zero samples", "EINVAL", dev.bench(&mut a));
+    case("bench: arena with random lifetimes", "EINVAL", ok(bench(arena, uapi::RKALLOC_BENCH_RANDOM_LIFE, 64)));
+    case("bench: arena across CPUs", "EINVAL", ok(bench(arena, uapi::RKALLOC_BENCH_CROSS_CPU, 64)));
+    let timed = |r: io::Result<uapi::rkalloc_bench>| match r {
+        Ok(a) if a.failures == 0 && a.mean_ps > 0 && a.p50_ps <= a.p99_ps => Ok(()),
+        Ok(_) => Err(io::Error::from_raw_os_error(libc::EIO)),
+        Err(e) => Err(e),
+    };
+    case("bench: arena pairs", "success", timed(bench(arena, uapi::RKALLOC_BENCH_PAIR, 1)));
+    case("bench: arena batches", "success", timed(bench(arena, uapi::RKALLOC_BENCH_BATCH, 1024)));
+    let after = snapshot(dev)?;
+    case(
+        "bench: every page back after the runs",
+        "success",
+        if before == after { Ok(()) } else { Err(io::Error::from_raw_os_error(libc::EIO)) },
+    );
     Ok(())
 }

@@ -324,6 +324,7 @@ pub fn error_cases(dev: &Device, case: &mut dyn FnMut(&'static str, &'static str
     let mut r = uapi::rkalloc_replay { count: 3, max_id: 2, ops: 0x10, ..Default::default() };
     case("replay: unreadable ops", "EFAULT", dev.replay(&mut r));
     case("replay: unknown allocator", "EINVAL", replay(&good, 2, uapi::RKALLOC_NR_ALLOCATORS).map(|_| ()));
+    case("replay: the arena (frees only all at once)", "EINVAL", replay(&good, 2, uapi::RKALLOC_ALLOC_RK_ARENA).map(|_| ()));
     case("replay: size a slab cannot serve", "EINVAL", replay(&[op(a, 0, 9000)], 1, uapi::RKALLOC_ALLOC_RK_SLAB).map(|_| ()));
     let cap = dev.info()?.fd_cap_bytes;
     let max = u64::from(uapi::RKALLOC_MAX_REPLAY_SIZE);
