@@ -1,5 +1,6 @@
 //! rkctl: drive rkalloc's allocators from userspace through `/dev/rkalloc`.
 mod bench;
+mod canvas;
 mod device;
 mod errors;
 mod heapcmd;
@@ -91,7 +92,7 @@ enum Cmd {
         /// How guest time was measured, recorded in the report.
         #[arg(long, default_value = "tcg-wallclock")]
         mode: String,
-        /// Also draw the plots into this .svg file.
+        /// Also draw the plots into this .svg or .png file.
         #[arg(long)]
         plot: Option<PathBuf>,
         /// Write the JSON report to this file (as well as printing the table).
@@ -102,7 +103,7 @@ enum Cmd {
     Table {
         report: PathBuf,
     },
-    /// Draw the plots of a saved bench report (.json) into an .svg file.
+    /// Draw the plots of a saved bench report (.json) into an .svg or .png file.
     Plot {
         report: PathBuf,
         out: PathBuf,
@@ -147,7 +148,7 @@ enum Cmd {
     /// owner or order), from the binary debugfs map: a summary, and an SVG
     /// with --out.
     Map {
-        /// Draw the map into this .svg file.
+        /// Draw the map into this .svg or .png file.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Colour used pages by owner class or by block order.

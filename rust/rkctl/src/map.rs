@@ -7,6 +7,8 @@
 //! offline, 0xfe free, 0xfd cached on a per-CPU list, else owner class << 4
 //! | block order.
 use anyhow::{bail, Context, Result};
+use crate::canvas::{self, Picture};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
 use std::{collections::BTreeMap, path::Path};
@@ -205,77 +207,95 @@ fn colour(c: Cell, by: By) -> RGBColor {
 const CELL: i32 = 5;
 const CHUNKS_PER_ROW: usize = 8;
 
-/// Draws `m` into `out` (an .svg file): each chunk a square of cells (a
-/// 4 MiB chunk: 32 x 32 pages), row-major; offline chunks as grey squares.
+/// Draws `m` into `out` (an .svg or .png file): each chunk a square of
+/// cells (a 4 MiB chunk: 32 x 32 pages), row-major; offline chunks as grey
+/// squares.
 pub fn draw(m: &Map, by: By, out: &Path) -> Result<()> {
-    if out.extension().and_then(|e| e.to_str()) != Some("svg") {
-        bail!("only .svg output is supported (got {})", out.display());
-    }
     let per = m.pages_per_chunk as usize;
     let side = (per as f64).sqrt().ceil() as usize;
     let square = side as i32 * CELL;
-    let gap = 12;
     let cols = CHUNKS_PER_ROW.min(m.chunks.max(1) as usize);
     let rows = (m.chunks as usize).div_ceil(cols).max(1);
-    let legend_h = 60;
-    let w = (cols as i32 * (square + gap) + gap).max(640);
-    let h = rows as i32 * (square + gap) + gap + legend_h + 30;
-    let root = SVGBackend::new(out, (w as u32, h as u32)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let s = summarize(m);
-    root.draw(&Text::new(
-        format!(
-            "rkalloc pool: {} online pages, {} used, {} free, {} per-CPU; largest free block {} pages (by {})",
-            s.online_pages,
-            s.used_pages,
-            s.free_pages,
-            s.cached_pages,
-            s.largest_free_block_pages,
-            if by == By::Owner { "owner" } else { "order" }
-        ),
-        (gap, 8),
-        ("sans-serif", 14).into_font(),
-    ))?;
-    for (c, chunk) in m.pages.chunks(per).enumerate() {
-        let x0 = gap + (c % cols) as i32 * (square + gap);
-        let y0 = 30 + (c / cols) as i32 * (square + gap);
-        if chunk.iter().all(|&b| b == OFFLINE) {
-            root.draw(&Rectangle::new([(x0, y0), (x0 + square, y0 + square)], colour(Cell::Offline, by).filled()))?;
-            continue;
-        }
-        root.draw(&Rectangle::new([(x0 - 1, y0 - 1), (x0 + square, y0 + square)], BLACK.stroke_width(1)))?;
-        // One rectangle per run of equal cells in a row keeps the file small.
-        for (r, row) in chunk.chunks(side).enumerate() {
-            let mut i = 0;
-            while i < row.len() {
-                let mut j = i + 1;
-                while j < row.len() && row[j] == row[i] {
-                    j += 1;
+    let w = (cols as i32 * (square + GAP) + GAP).max(640);
+    let h = rows as i32 * (square + GAP) + GAP + LEGEND_H + 30;
+    canvas::render(out, (w as u32, h as u32), &MapPicture { m, by, per, side, square, cols, h })
+}
+
+const GAP: i32 = 12;
+const LEGEND_H: i32 = 60;
+
+struct MapPicture<'a> {
+    m: &'a Map,
+    by: By,
+    per: usize,
+    side: usize,
+    square: i32,
+    cols: usize,
+    h: i32,
+}
+
+impl Picture for MapPicture<'_> {
+    fn paint<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let MapPicture { m, by, per, side, square, cols, h } = *self;
+        let gap = GAP;
+        root.fill(&WHITE)?;
+        let s = summarize(m);
+        root.draw(&Text::new(
+            format!(
+                "rkalloc pool: {} online pages, {} used, {} free, {} per-CPU; largest free block {} pages (by {})",
+                s.online_pages,
+                s.used_pages,
+                s.free_pages,
+                s.cached_pages,
+                s.largest_free_block_pages,
+                if by == By::Owner { "owner" } else { "order" }
+            ),
+            (gap, 8),
+            ("sans-serif", 14).into_font(),
+        ))?;
+        for (c, chunk) in m.pages.chunks(per).enumerate() {
+            let x0 = gap + (c % cols) as i32 * (square + gap);
+            let y0 = 30 + (c / cols) as i32 * (square + gap);
+            if chunk.iter().all(|&b| b == OFFLINE) {
+                root.draw(&Rectangle::new([(x0, y0), (x0 + square, y0 + square)], colour(Cell::Offline, by).filled()))?;
+                continue;
+            }
+            root.draw(&Rectangle::new([(x0 - 1, y0 - 1), (x0 + square, y0 + square)], BLACK.stroke_width(1)))?;
+            // One rectangle per run of equal cells in a row keeps the file small.
+            for (r, row) in chunk.chunks(side).enumerate() {
+                let mut i = 0;
+                while i < row.len() {
+                    let mut j = i + 1;
+                    while j < row.len() && row[j] == row[i] {
+                        j += 1;
+                    }
+                    let y = y0 + r as i32 * CELL;
+                    let rect = [(x0 + i as i32 * CELL, y), (x0 + j as i32 * CELL, y + CELL)];
+                    root.draw(&Rectangle::new(rect, colour(Cell::of(row[i]), by).filled()))?;
+                    i = j;
                 }
-                let y = y0 + r as i32 * CELL;
-                let rect = [(x0 + i as i32 * CELL, y), (x0 + j as i32 * CELL, y + CELL)];
-                root.draw(&Rectangle::new(rect, colour(Cell::of(row[i]), by).filled()))?;
-                i = j;
             }
         }
+        // Legend.
+        let mut items: Vec<(String, RGBColor)> =
+            vec![("free".into(), colour(Cell::Free, by)), ("per-CPU".into(), colour(Cell::Cached, by)), ("offline".into(), colour(Cell::Offline, by))];
+        match by {
+            By::Owner => items.extend(OWNERS.iter().enumerate().map(|(i, n)| (n.to_string(), OWNER_COLOURS[i]))),
+            By::Order => items.extend((0..NR_ORDERS as u8).map(|o| (format!("o{o}"), order_colour(o)))),
+        }
+        let ly = h - LEGEND_H;
+        for (i, (name, col)) in items.iter().enumerate() {
+            let x = gap + (i % 7) as i32 * 88;
+            let y = ly + (i / 7) as i32 * 20;
+            root.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], col.filled()))?;
+            root.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], BLACK.stroke_width(1)))?;
+            root.draw(&Text::new(name.clone(), (x + 16, y), ("sans-serif", 12).into_font()))?;
+        }
+        Ok(())
     }
-    // Legend.
-    let mut items: Vec<(String, RGBColor)> =
-        vec![("free".into(), colour(Cell::Free, by)), ("per-CPU".into(), colour(Cell::Cached, by)), ("offline".into(), colour(Cell::Offline, by))];
-    match by {
-        By::Owner => items.extend(OWNERS.iter().enumerate().map(|(i, n)| (n.to_string(), OWNER_COLOURS[i]))),
-        By::Order => items.extend((0..NR_ORDERS as u8).map(|o| (format!("o{o}"), order_colour(o)))),
-    }
-    let ly = h - legend_h;
-    for (i, (name, col)) in items.iter().enumerate() {
-        let x = gap + (i % 7) as i32 * 88;
-        let y = ly + (i / 7) as i32 * 20;
-        root.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], col.filled()))?;
-        root.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], BLACK.stroke_width(1)))?;
-        root.draw(&Text::new(name.clone(), (x + 16, y), ("sans-serif", 12).into_font()))?;
-    }
-    root.present().context("cannot write the SVG")?;
-    Ok(())
 }
 
 /// Prints the summary as text.
