@@ -58,6 +58,11 @@ head -c 4 /tmp/m.svg | grep -q '<svg' || fail "/tmp/m.svg is not an SVG"
 grep -q 'slab' /tmp/m.svg || fail "no legend in /tmp/m.svg"
 $RKCTL map --by order --out /tmp/o.svg > /dev/null || fail "rkctl map --by order failed"
 grep -q 'o10' /tmp/o.svg || fail "no order legend in /tmp/o.svg"
+# The PNG, drawn with the font the static binary embeds.
+rm -f /tmp/m.png
+$RKCTL map --out /tmp/m.png > /dev/null || fail "rkctl map --out /tmp/m.png failed"
+expect_eq "$(head -c 4 /tmp/m.png | od -An -tx1 | tr -d ' ')" "89504e47" "PNG signature of /tmp/m.png"
+[ "$(wc -c < /tmp/m.png)" -gt 2000 ] || fail "/tmp/m.png is almost empty"
 expect_eq "$(wc -c < /tmp/m.bin)" $((32 + pages)) "saved map size"
 $RKCTL map --input /tmp/m.bin --json > /tmp/m3.json || fail "rkctl map --input failed"
 grep -q "\"chunks\": $chunks" /tmp/m3.json || fail "saved map has not $chunks chunks"
