@@ -362,6 +362,7 @@ const fn round_up(x: usize, align: usize) -> usize {
 }
 
 /// The block size that serves a request of `size` bytes.
+#[inline]
 const fn block_size(size: usize) -> Option<usize> {
     if size == 0 || size > MAX_ALLOC {
         return None;
@@ -371,6 +372,7 @@ const fn block_size(size: usize) -> Option<usize> {
 }
 
 /// The segregated size class of a block of `size` bytes.
+#[inline]
 fn class(size: usize) -> usize {
     if size < LINEAR {
         return size / ALIGN;
@@ -383,6 +385,7 @@ fn class(size: usize) -> usize {
 
 /// The smallest block size of class `c`: every block of class `c` or above
 /// serves a request for that many bytes.
+#[inline]
 fn class_floor(c: usize) -> usize {
     let linear = LINEAR / ALIGN;
     if c < linear {
@@ -394,17 +397,44 @@ fn class_floor(c: usize) -> usize {
 }
 
 /// The link word naming block `b` of region `r`.
+#[inline]
 fn key(r: usize, b: usize) -> u64 {
     ((r as u64) << 32) | b as u64
 }
 
+#[inline]
 fn unkey(k: u64) -> (usize, usize) {
     ((k >> 32) as usize, (k & 0xffff_ffff) as usize)
+}
+
+/// The little-endian word at `off` of `mem`, if it lies wholly inside:
+/// one bounds check and one load.
+#[inline]
+fn load(mem: &[u8], off: usize) -> Option<u64> {
+    let bytes = mem.get(off..off.checked_add(TAG)?)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// Stores `v` little-endian at `off` of `mem`; `None` (and no change) if
+/// the word does not lie wholly inside.
+#[inline]
+fn store(mem: &mut [u8], off: usize, v: u64) -> Option<()> {
+    let dst: &mut [u8; TAG] = mem.get_mut(off..off.checked_add(TAG)?)?.try_into().ok()?;
+    *dst = v.to_le_bytes();
+    Some(())
+}
+
+/// Whether the start map in `mem` marks payload offset `p`.
+#[inline]
+fn map_bit(mem: &[u8], p: usize) -> bool {
+    let byte = mem.get(p / ALIGN / 8).copied().unwrap_or(0);
+    (byte >> (p / ALIGN % 8)) & 1 != 0
 }
 
 /// The 24-bit check value of a tag with low bits `low` for the block at
 /// offset `b`: a multiplicative hash, so a single changed bit anywhere
 /// changes it, and a tag copied to another offset does not verify.
+#[inline]
 fn check24(b: usize, low: u64) -> u64 {
     let x = (low ^ ((b as u64) << 24).rotate_left(17) ^ 0x5eed_a110_c0de_cafe)
         .wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -417,6 +447,13 @@ struct Tag {
     size: usize,
     allocated: bool,
     slack: usize,
+}
+
+/// The list links of a free block.
+#[derive(Debug, Clone, Copy)]
+struct Links {
+    prev: u64,
+    next: u64,
 }
 
 /// An owned region and its block area.
@@ -466,10 +503,12 @@ impl Counters {
 /// Counter updates saturate: the values are bounded by the regions' sizes
 /// as long as the tags are intact, and a forged tag must not turn into an
 /// overflow panic. [`Heap::check`] reports any drift.
+#[inline]
 fn add(c: &mut u64, v: usize) {
     *c = c.saturating_add(v as u64);
 }
 
+#[inline]
 fn sub(c: &mut u64, v: usize) {
     *c = c.saturating_sub(v as u64);
 }
@@ -606,7 +645,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         let list = self.list_of(t.size);
         let done = self
             .unlink_check(list, r, start)
-            .and_then(|()| self.unlink(list, r, start).map(|_| ()));
+            .and_then(|links| self.unlink(list, r, start, links).map(|_| ()));
         if let Err(e) = done {
             self.latch(e);
             return None;
@@ -639,7 +678,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                 self.c.failures = self.c.failures.saturating_add(1);
                 Err(HeapError::NoMemory)
             }
-            Ok(Some((r, b, t))) => self.take(r, b, t, n, size).map_err(|e| self.latch(e)),
+            Ok(Some((r, b, free))) => self.take(r, b, free, n, size).map_err(|e| self.latch(e)),
         }
     }
 
@@ -897,35 +936,20 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         }
     }
 
+    #[inline]
     fn rd(&self, r: usize, off: usize) -> Option<u64> {
-        let bytes = self.slot(r)?.mem.as_ref().get(off..off.checked_add(TAG)?)?;
-        let word: [u8; TAG] = bytes.try_into().ok()?;
-        Some(u64::from_le_bytes(word))
+        load(self.slot(r)?.mem.as_ref(), off)
     }
 
+    #[inline]
     fn wr(&mut self, r: usize, off: usize, v: u64) -> Result<(), HeapError> {
-        let dst = match self.regions.get_mut(r) {
-            Some(Some(reg)) => off
-                .checked_add(TAG)
-                .and_then(|e| reg.mem.as_mut().get_mut(off..e)),
-            _ => None,
-        };
-        let dst = dst.ok_or(corrupt(r, off))?;
-        for (d, s) in dst.iter_mut().zip(v.to_le_bytes()) {
-            *d = s;
+        match self.regions.get_mut(r) {
+            Some(Some(reg)) => store(reg.mem.as_mut(), off, v).ok_or(corrupt(r, off)),
+            _ => Err(corrupt(r, off)),
         }
-        Ok(())
     }
 
-    /// Whether the start map marks payload offset `p` of region `r`.
-    fn bit(&self, r: usize, p: usize) -> bool {
-        let Some(reg) = self.slot(r) else {
-            return false;
-        };
-        let byte = reg.mem.as_ref().get(p / ALIGN / 8).copied().unwrap_or(0);
-        (byte >> (p / ALIGN % 8)) & 1 != 0
-    }
-
+    #[inline]
     fn set_bit(&mut self, r: usize, p: usize, on: bool) -> Result<(), HeapError> {
         let byte = match self.regions.get_mut(r) {
             Some(Some(reg)) => reg.mem.as_mut().get_mut(p / ALIGN / 8),
@@ -941,6 +965,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         Ok(())
     }
 
+    #[inline]
     fn encode(&self, b: usize, size: usize, allocated: bool, slack: usize) -> u64 {
         let low = size as u64 | u64::from(allocated) | ((slack as u64) << SLACK_SHIFT);
         if self.flags.contains(HeapFlags::DEBUG) {
@@ -950,6 +975,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         }
     }
 
+    #[inline]
     fn write_tags(
         &mut self,
         r: usize,
@@ -959,8 +985,13 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         slack: usize,
     ) -> Result<(), HeapError> {
         let w = self.encode(b, size, allocated, slack);
-        self.wr(r, b, w)?;
-        self.wr(r, b + size - TAG, w)
+        let f = b + size - TAG;
+        let Some(Some(reg)) = self.regions.get_mut(r) else {
+            return Err(corrupt(r, b));
+        };
+        let mem = reg.mem.as_mut();
+        store(mem, b, w).ok_or(corrupt(r, b))?;
+        store(mem, f, w).ok_or(corrupt(r, f))
     }
 
     /// Reads and validates the block at `b` of region `r`: alignment,
@@ -968,10 +999,21 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
     /// footer equal to header.
     fn block(&self, r: usize, b: usize) -> Result<Tag, HeapError> {
         let reg = self.slot(r).ok_or(corrupt(r, b))?;
-        if b < reg.start || b >= reg.end || b % ALIGN != TAG || !self.bit(r, b + TAG) {
+        if b < reg.start || b >= reg.end || b % ALIGN != TAG || !map_bit(reg.mem.as_ref(), b + TAG)
+        {
             return Err(corrupt(r, b));
         }
-        let w = self.rd(r, b).ok_or(corrupt(r, b))?;
+        self.tags(r, reg, b)
+    }
+
+    /// The second half of [`Heap::block`], for callers that have checked
+    /// the offset `b` (block area, alignment, start map) themselves: tag
+    /// bits and check value, size within the block area, footer equal to
+    /// header. `reg` is region `r`.
+    #[inline]
+    fn tags(&self, r: usize, reg: &Region<M>, b: usize) -> Result<Tag, HeapError> {
+        let mem = reg.mem.as_ref();
+        let w = load(mem, b).ok_or(corrupt(r, b))?;
         let low = w & LOW_MASK;
         let check = if self.flags.contains(HeapFlags::DEBUG) {
             check24(b, low)
@@ -998,7 +1040,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
             return Err(corrupt(r, b));
         }
         let f = b + size - TAG;
-        if self.rd(r, f) != Some(w) {
+        if load(mem, f) != Some(w) {
             return Err(corrupt(r, f));
         }
         Ok(t)
@@ -1031,7 +1073,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         if b < reg.start || b >= reg.end || b % ALIGN != TAG {
             return Err(corrupt(r, b));
         }
-        let w = self.rd(r, b).ok_or(corrupt(r, b))?;
+        let w = load(reg.mem.as_ref(), b).ok_or(corrupt(r, b))?;
         let size = (w & SIZE_MASK) as usize;
         // Without DEBUG a free tag is its size and nothing else.
         if w & !SIZE_MASK != 0 || size < MIN_BLOCK || size > reg.end - b {
@@ -1046,6 +1088,31 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                 slack: 0,
             },
         ))
+    }
+
+    /// One step of a list walk: [`Heap::fnode`] of `k` and its next link,
+    /// as `(region, offset, size, next)`, read with one region lookup. The
+    /// link lies inside the block that `fnode` accepted, so reading it
+    /// early never fails where a later read would not.
+    #[inline(always)]
+    fn walk(&self, k: u64) -> Result<(usize, usize, usize, u64), HeapError> {
+        if self.debug() {
+            let (r, b, t) = self.node(k)?;
+            return Ok((r, b, t.size, self.next_of(r, b)?));
+        }
+        let (r, b) = unkey(k);
+        let reg = self.slot(r).ok_or(corrupt(r, b))?;
+        if b < reg.start || b >= reg.end || b % ALIGN != TAG {
+            return Err(corrupt(r, b));
+        }
+        let mem = reg.mem.as_ref();
+        let w = load(mem, b).ok_or(corrupt(r, b))?;
+        let size = (w & SIZE_MASK) as usize;
+        if w & !SIZE_MASK != 0 || size < MIN_BLOCK || size > reg.end - b {
+            return Err(corrupt(r, b));
+        }
+        let next = load(mem, b + NEXT).ok_or(corrupt(r, b + NEXT))?;
+        Ok((r, b, size, next))
     }
 
     /// The next link of free block `(r, b)`.
@@ -1066,10 +1133,11 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         let reg = self.slot(r).ok_or(HeapError::Invalid)?;
         // The start map decides what is a block, never the bytes in front
         // of `ptr`, which a caller could have written.
-        if p % ALIGN != 0 || p < reg.start + TAG || p >= reg.end || !self.bit(r, p) {
+        if p % ALIGN != 0 || p < reg.start + TAG || p >= reg.end || !map_bit(reg.mem.as_ref(), p) {
             return Err(HeapError::Invalid);
         }
-        let t = self.block(r, p - TAG)?;
+        // That is all of block()'s offset check for the header at p - TAG.
+        let t = self.tags(r, reg, p - TAG)?;
         if !t.allocated {
             return Err(HeapError::Invalid);
         }
@@ -1077,28 +1145,28 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
     }
 
     /// Walks a list from `from` up to (not including) `stop` and returns
-    /// the first block of at least `n` bytes.
+    /// the first block of at least `n` bytes, as `(region, offset, size)`.
     fn first_fit(
         &self,
         from: u64,
         stop: u64,
         n: usize,
         steps: &mut u64,
-    ) -> Result<Option<(usize, usize, Tag)>, HeapError> {
+    ) -> Result<Option<(usize, usize, usize)>, HeapError> {
         let mut k = from;
         let mut seen = 0u64;
         while k != NIL && k != stop {
-            let (r, b, t) = self.fnode(k)?;
+            let (r, b, size, next) = self.walk(k)?;
             seen += 1;
             if seen > self.c.free_blocks {
                 // Only a cycle makes a list longer than the free blocks.
                 return Err(corrupt(r, b + NEXT));
             }
-            if t.size >= n {
+            if size >= n {
                 *steps += seen;
-                return Ok(Some((r, b, t)));
+                return Ok(Some((r, b, size)));
             }
-            k = self.next_of(r, b)?;
+            k = next;
         }
         *steps += seen;
         Ok(None)
@@ -1108,8 +1176,9 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         self.heads.get(list).copied().unwrap_or(NIL)
     }
 
-    /// The policy's choice of free block for a block of `n` bytes.
-    fn find(&self, n: usize, steps: &mut u64) -> Result<Option<(usize, usize, Tag)>, HeapError> {
+    /// The policy's choice of free block for a block of `n` bytes, as
+    /// `(region, offset, size)`.
+    fn find(&self, n: usize, steps: &mut u64) -> Result<Option<(usize, usize, usize)>, HeapError> {
         match self.policy {
             Policy::FirstFit => self.first_fit(self.heads[0], NIL, n, steps),
             Policy::NextFit => {
@@ -1124,22 +1193,22 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                 }
             }
             Policy::BestFit => {
-                let mut best: Option<(usize, usize, Tag)> = None;
+                let mut best: Option<(usize, usize, usize)> = None;
                 let mut k = self.heads[0];
                 let mut seen = 0u64;
                 while k != NIL {
-                    let (r, b, t) = self.fnode(k)?;
+                    let (r, b, size, next) = self.walk(k)?;
                     seen += 1;
                     if seen > self.c.free_blocks {
                         return Err(corrupt(r, b + NEXT));
                     }
-                    if t.size >= n && best.is_none_or(|(_, _, bt)| t.size < bt.size) {
-                        best = Some((r, b, t));
-                        if t.size == n {
+                    if size >= n && best.is_none_or(|(_, _, bs)| size < bs) {
+                        best = Some((r, b, size));
+                        if size == n {
                             break;
                         }
                     }
-                    k = self.next_of(r, b)?;
+                    k = next;
                 }
                 *steps += seen;
                 Ok(best)
@@ -1156,7 +1225,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                     if t.size < n {
                         return Err(corrupt(r, b));
                     }
-                    return Ok(Some((r, b, t)));
+                    return Ok(Some((r, b, t.size)));
                 }
                 // Only blocks of the request's own class can still fit.
                 self.first_fit(self.head(c), NIL, n, steps)
@@ -1164,28 +1233,29 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         }
     }
 
-    /// Hands out `n` bytes of free block `(r, b)` for a request of `size`.
+    /// Hands out `n` bytes of the free block `(r, b)` of `free` bytes for a
+    /// request of `size`.
     fn take(
         &mut self,
         r: usize,
         b: usize,
-        t: Tag,
+        free: usize,
         n: usize,
         size: usize,
     ) -> Result<Ptr, HeapError> {
-        let rest = t.size - n;
+        let rest = free - n;
         let a = if rest >= MIN_BLOCK {
             // Carve the tail: the remainder keeps its header offset and so
             // its list position, unless it drops to a smaller class (only
             // under segregated fit, whose classes are LIFO).
-            let (old, new) = (self.list_of(t.size), self.list_of(rest));
+            let (old, new) = (self.list_of(free), self.list_of(rest));
             if old != new {
-                self.unlink_check(old, r, b)?;
+                let links = self.unlink_check(old, r, b)?;
                 let mut steps = 0;
                 let pred = self.find_pred(new, key(r, b), &mut steps);
                 self.c.insert_steps = self.c.insert_steps.saturating_add(steps);
                 let pred = pred?;
-                self.unlink(old, r, b)?;
+                self.unlink(old, r, b, links)?;
                 self.write_tags(r, b, rest, false, 0)?;
                 self.link_after(new, r, b, pred)?;
             } else {
@@ -1201,16 +1271,16 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
             add(&mut self.c.alloc_payload, n - 2 * TAG);
             a
         } else {
-            let list = self.list_of(t.size);
-            self.unlink_check(list, r, b)?;
-            let next = self.unlink(list, r, b)?;
-            self.write_tags(r, b, t.size, true, t.size - 2 * TAG - size)?;
+            let list = self.list_of(free);
+            let links = self.unlink_check(list, r, b)?;
+            let next = self.unlink(list, r, b, links)?;
+            self.write_tags(r, b, free, true, free - 2 * TAG - size)?;
             if self.policy == Policy::NextFit {
                 self.rover = next;
             }
             sub(&mut self.c.free_blocks, 1);
-            sub(&mut self.c.free_payload, t.size - 2 * TAG);
-            add(&mut self.c.alloc_payload, t.size - 2 * TAG);
+            sub(&mut self.c.free_payload, free - 2 * TAG);
+            add(&mut self.c.alloc_payload, free - 2 * TAG);
             b
         };
         add(&mut self.c.alloc_blocks, 1);
@@ -1233,13 +1303,11 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         b: usize,
         size: usize,
     ) -> Result<(Option<(usize, usize)>, Option<usize>), HeapError> {
-        let (start, end) = match self.slot(r) {
-            Some(reg) => (reg.start, reg.end),
-            None => return Err(HeapError::Invalid),
-        };
+        let reg = self.slot(r).ok_or(HeapError::Invalid)?;
+        let (mem, start, end) = (reg.mem.as_ref(), reg.start, reg.end);
         let debug = self.debug();
         let left = if b > start {
-            let w = self.rd(r, b - TAG).ok_or(corrupt(r, b - TAG))?;
+            let w = load(mem, b - TAG).ok_or(corrupt(r, b - TAG))?;
             if w & ALLOCATED != 0 && !debug {
                 None
             } else {
@@ -1250,7 +1318,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                     .ok_or(corrupt(r, b - TAG))?;
                 let lt = if debug {
                     self.block(r, lb)?
-                } else if w & !SIZE_MASK != 0 || lsize < MIN_BLOCK || self.rd(r, lb) != Some(w) {
+                } else if w & !SIZE_MASK != 0 || lsize < MIN_BLOCK || load(mem, lb) != Some(w) {
                     return Err(corrupt(r, b - TAG));
                 } else {
                     Tag {
@@ -1274,7 +1342,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
             let rt = self.block(r, rb)?;
             (!rt.allocated).then_some(rt.size)
         } else {
-            let w = self.rd(r, rb).ok_or(corrupt(r, rb))?;
+            let w = load(mem, rb).ok_or(corrupt(r, rb))?;
             let rsize = (w & SIZE_MASK) as usize;
             if w & ALLOCATED != 0 {
                 None
@@ -1293,7 +1361,9 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
     /// In an address-ordered list a merged block takes its neighbour's
     /// place, which is exactly its own (no free block lies between them),
     /// so only a free without a free neighbour walks the list. LIFO lists
-    /// and segregated classes unlink the neighbours and push at the head.
+    /// and segregated classes unlink the neighbours and push at the head,
+    /// except that a neighbour already heading the merged block's list
+    /// stays where it is, which gives the same list.
     fn release(&mut self, r: usize, b: usize, t: Tag) -> Result<(), HeapError> {
         let (left, right) = self.neighbours(r, b, t.size)?;
         let rb = b + t.size;
@@ -1315,12 +1385,12 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                 }
                 (Some(_), None) => {}
                 (Some(_), Some(_)) => {
-                    self.unlink_check(0, r, rb)?;
-                    self.unlink(0, r, rb)?;
+                    let links = self.unlink_check(0, r, rb)?;
+                    self.unlink(0, r, rb, links)?;
                 }
                 (None, Some(_)) => {
-                    self.unlink_check(0, r, rb)?;
-                    self.replace(0, r, rb, b)?;
+                    let links = self.unlink_check(0, r, rb)?;
+                    self.replace(0, r, b, links)?;
                 }
             }
             self.write_tags(r, ms, msize, false, 0)?;
@@ -1330,22 +1400,57 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                 self.rover = self.next_of(r, ms)?;
             }
         } else {
-            if let Some((lb, lsize)) = left {
-                self.unlink_check(self.list_of(lsize), r, lb)?;
+            let lv = match left {
+                Some((lb, lsize)) => {
+                    let list = self.list_of(lsize);
+                    Some((list, lb, self.unlink_check(list, r, lb)?))
+                }
+                None => None,
+            };
+            let rlist = match right {
+                Some(rsize) => {
+                    let list = self.list_of(rsize);
+                    self.unlink_check(list, r, rb)?;
+                    Some(list)
+                }
+                None => None,
+            };
+            // The merged block belongs at the head of its list. A neighbour
+            // that already heads that list takes the merged block's place
+            // instead of being unlinked for it to be pushed back: the same
+            // list, fewer writes. Not if the rover points at it, which an
+            // unlink would move on.
+            let mlist = self.list_of(msize);
+            let mut placed = false;
+            if let Some((list, lb, links)) = lv {
+                let k = key(r, lb);
+                if list == mlist && self.head(list) == k && self.rover != k {
+                    placed = true;
+                } else {
+                    self.unlink(list, r, lb, links)?;
+                }
             }
-            if let Some(rsize) = right {
-                self.unlink_check(self.list_of(rsize), r, rb)?;
-            }
-            // Both are valid list members, so unlinking one leaves the
-            // other's (re-read) links valid.
-            if let Some((lb, lsize)) = left {
-                self.unlink(self.list_of(lsize), r, lb)?;
-            }
-            if let Some(rsize) = right {
-                self.unlink(self.list_of(rsize), r, rb)?;
+            if let Some(list) = rlist {
+                // Both were valid list members, so unlinking the left one
+                // left these (re-read) links valid.
+                let links = self.links(r, rb)?;
+                let k = key(r, rb);
+                if !placed
+                    && list == mlist
+                    && links.prev == NIL
+                    && self.head(list) == k
+                    && self.rover != k
+                {
+                    self.replace(list, r, ms, links)?;
+                    placed = true;
+                } else {
+                    self.unlink(list, r, rb, links)?;
+                }
             }
             self.write_tags(r, ms, msize, false, 0)?;
-            self.link_after(self.list_of(msize), r, ms, NIL)?;
+            if !placed {
+                self.link_after(mlist, r, ms, NIL)?;
+            }
         }
         if let Some((_, lsize)) = left {
             self.set_bit(r, b + TAG, false)?;
@@ -1373,6 +1478,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
     /// The node after which block key `me` goes in list `list`: the last
     /// one ordered before it, or `NIL` for the head (always for unordered
     /// lists). Validates the nodes around the insertion point.
+    #[inline]
     fn find_pred(&self, list: usize, me: u64, steps: &mut u64) -> Result<u64, HeapError> {
         let head = self.head(list);
         if !self.ordered() {
@@ -1383,7 +1489,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         }
         let (mut pred, mut k, mut seen) = (NIL, head, 0u64);
         while k != NIL {
-            let (r, b, _) = self.fnode(k)?;
+            let (r, b, _, next) = self.walk(k)?;
             if k >= me {
                 break;
             }
@@ -1392,19 +1498,29 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                 return Err(corrupt(r, b + NEXT));
             }
             pred = k;
-            k = self.next_of(r, b)?;
+            k = next;
         }
         *steps += seen;
         Ok(pred)
     }
 
+    /// The `(prev, next)` links of free block `(r, b)`, unchecked.
+    #[inline]
+    fn links(&self, r: usize, b: usize) -> Result<Links, HeapError> {
+        let (n, p) = (b.saturating_add(NEXT), b.saturating_add(PREV));
+        let mem = self.slot(r).ok_or(corrupt(r, n))?.mem.as_ref();
+        let next = load(mem, n).ok_or(corrupt(r, n))?;
+        let prev = load(mem, p).ok_or(corrupt(r, p))?;
+        Ok(Links { prev, next })
+    }
+
     /// Validates what unlinking free block `(r, b)` from `list` will touch:
     /// both neighbours point back at it (and, under DEBUG, are valid free
-    /// blocks).
-    fn unlink_check(&self, list: usize, r: usize, b: usize) -> Result<(), HeapError> {
+    /// blocks). Returns the links for [`Heap::unlink`].
+    #[inline(always)]
+    fn unlink_check(&self, list: usize, r: usize, b: usize) -> Result<Links, HeapError> {
         let me = key(r, b);
-        let next = self.next_of(r, b)?;
-        let prev = self.prev_of(r, b)?;
+        let Links { prev, next } = self.links(r, b)?;
         if prev == NIL {
             if self.heads.get(list) != Some(&me) {
                 return Err(corrupt(r, b + PREV));
@@ -1427,15 +1543,15 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
                 return Err(corrupt(r, b + NEXT));
             }
         }
-        Ok(())
+        Ok(Links { prev, next })
     }
 
-    /// Unlinks free block `(r, b)` from `list`, as validated by
-    /// [`Heap::unlink_check`], and returns its successor.
-    fn unlink(&mut self, list: usize, r: usize, b: usize) -> Result<u64, HeapError> {
+    /// Unlinks free block `(r, b)` with links `links` from `list`, as
+    /// validated by [`Heap::unlink_check`], and returns its successor.
+    #[inline(always)]
+    fn unlink(&mut self, list: usize, r: usize, b: usize, links: Links) -> Result<u64, HeapError> {
         let me = key(r, b);
-        let next = self.next_of(r, b)?;
-        let prev = self.prev_of(r, b)?;
+        let Links { prev, next } = links;
         self.relink(list, prev, next, next, prev)?;
         if self.head(list) == NIL {
             self.mark(list, false);
@@ -1446,12 +1562,11 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         Ok(next)
     }
 
-    /// Puts free block `(r, b)` in place of the free block `(r, old)` in
-    /// `list`, as validated by [`Heap::unlink_check`].
-    fn replace(&mut self, list: usize, r: usize, old: usize, b: usize) -> Result<(), HeapError> {
+    /// Puts free block `(r, b)` in place of the free block with links
+    /// `links` in `list`, as validated by [`Heap::unlink_check`].
+    fn replace(&mut self, list: usize, r: usize, b: usize, links: Links) -> Result<(), HeapError> {
         let me = key(r, b);
-        let next = self.next_of(r, old)?;
-        let prev = self.prev_of(r, old)?;
+        let Links { prev, next } = links;
         self.wr(r, b + NEXT, next)?;
         self.wr(r, b + PREV, prev)?;
         self.relink(list, prev, next, me, me)
@@ -1459,6 +1574,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
 
     /// Points `prev`'s next link (or the head of `list`) at `to_next` and
     /// `next`'s prev link at `to_prev`.
+    #[inline]
     fn relink(
         &mut self,
         list: usize,
@@ -1484,17 +1600,46 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
 
     /// Links free block `(r, b)` into `list` after `pred` (NIL: at the
     /// head). `pred` and its successor were validated by `find_pred`.
+    #[inline]
     fn link_after(&mut self, list: usize, r: usize, b: usize, pred: u64) -> Result<(), HeapError> {
+        if pred == NIL {
+            return self.push(list, r, b);
+        }
         let me = key(r, b);
-        let next = if pred == NIL {
-            self.head(list)
-        } else {
-            let (pr, pb) = unkey(pred);
-            self.next_of(pr, pb)?
-        };
+        let (pr, pb) = unkey(pred);
+        let next = self.next_of(pr, pb)?;
         self.wr(r, b + NEXT, next)?;
         self.wr(r, b + PREV, pred)?;
         self.relink(list, pred, next, me, me)?;
+        self.mark(list, true);
+        Ok(())
+    }
+
+    /// [`Heap::link_after`] at the head of `list`, with a single region
+    /// lookup when the old head lies in the same region as `(r, b)`.
+    #[inline]
+    fn push(&mut self, list: usize, r: usize, b: usize) -> Result<(), HeapError> {
+        let me = key(r, b);
+        let head = self.head(list);
+        let (hr, hb) = unkey(head);
+        let (n, p) = (b + NEXT, b + PREV);
+        let Some(Some(reg)) = self.regions.get_mut(r) else {
+            return Err(corrupt(r, n));
+        };
+        let mem = reg.mem.as_mut();
+        store(mem, n, head).ok_or(corrupt(r, n))?;
+        store(mem, p, NIL).ok_or(corrupt(r, p))?;
+        if head != NIL {
+            let hp = hb.saturating_add(PREV);
+            if hr == r {
+                store(mem, hp, me).ok_or(corrupt(r, hp))?;
+            } else {
+                self.wr(hr, hp, me)?;
+            }
+        }
+        if let Some(h) = self.heads.get_mut(list) {
+            *h = me;
+        }
         self.mark(list, true);
         Ok(())
     }
@@ -1521,6 +1666,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
     }
 }
 
+#[inline]
 fn corrupt(r: usize, off: usize) -> HeapError {
     HeapError::CorruptTag {
         region: r as u32,
@@ -1745,6 +1891,74 @@ mod tests {
         let (mut h, _) = craft(seg, HeapFlags::NONE, &[256, 256]);
         assert_eq!(h.alloc(272), Err(HeapError::NoMemory));
         h.check().unwrap();
+    }
+
+    #[test]
+    fn merged_block_heads_its_class() {
+        // Address order, low to high: spacer, `o`, spacer, `l`, `y`, `r`,
+        // spacer; requests are carved from the top, so they are made in
+        // reverse. `l` and `o` are 528-byte blocks, class [512, 640); `y`
+        // is freed last and merges with whichever neighbours are free. A
+        // request whose block size is its class's floor takes the head of
+        // the first non-empty class at or above it, so it shows which
+        // block heads the merged block's class.
+        // (payload of `r`, blocks freed before `y` in this order so that
+        // the last one heads its class, request probing the merged class)
+        let cases: [(usize, &[char], usize); 6] = [
+            // `l` heads the class and the merge keeps it there: in place.
+            (16, &['o', 'l'], 496),
+            // `l` is in the class behind `o`: unlinked, merged block pushed.
+            (16, &['l', 'o'], 496),
+            // `r` heads the class: the merged block takes its place.
+            (512, &['o', 'r'], 496),
+            // Both neighbours, `l` heading the class, `r` in a small class.
+            (32, &['o', 'r', 'l'], 496),
+            // Both neighbours, `r` heading the class, `l` behind it.
+            (16, &['l', 'o', 'r'], 496),
+            // Both neighbours merge into the next class up, [1024, 1280).
+            (512, &['o', 'r', 'l'], 1008),
+        ];
+        for flags in [HeapFlags::NONE, HeapFlags::DEBUG] {
+            for (i, &(r_payload, first, probe)) in cases.iter().enumerate() {
+                let mut h = heap(Policy::SegregatedFit, flags, &[1 << 16]);
+                h.alloc(16).unwrap();
+                let r = h.alloc(r_payload).unwrap();
+                let y = h.alloc(16).unwrap();
+                let l = h.alloc(512).unwrap();
+                h.alloc(16).unwrap();
+                let o = h.alloc(512).unwrap();
+                h.alloc(16).unwrap();
+                let span = |p: Ptr| {
+                    let info = h.locate(p).unwrap();
+                    (info.offset, info.offset + info.size)
+                };
+                let (sl, sy, sr) = (span(l), span(y), span(r));
+                let (mut lo, mut hi) = sy;
+                for &c in first {
+                    let p = match c {
+                        'o' => o,
+                        'l' => {
+                            lo = sl.0;
+                            l
+                        }
+                        _ => {
+                            hi = sr.1;
+                            r
+                        }
+                    };
+                    h.free(p).unwrap();
+                }
+                h.free(y).unwrap();
+                h.check().unwrap();
+                let p = h.alloc(probe).unwrap();
+                let info = h.locate(p).unwrap();
+                assert!(
+                    lo <= info.offset && info.offset + info.size <= hi,
+                    "case {i} {flags:?}: {info:?} outside [{lo}, {hi})"
+                );
+                h.check().unwrap();
+            }
+        }
     }
 
     #[test]
