@@ -17,6 +17,8 @@ pub trait Picture {
 
 /// Draws `p` into `out`, a `.svg` or `.png` file of `size` pixels.
 pub fn render(out: &Path, size: (u32, u32), p: &impl Picture) -> Result<()> {
+    // Both backends lay text out with the registered font's metrics.
+    register_sans();
     match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("svg") => {
             let root = SVGBackend::new(out, size).into_drawing_area();
@@ -24,7 +26,6 @@ pub fn render(out: &Path, size: (u32, u32), p: &impl Picture) -> Result<()> {
             root.present().with_context(|| format!("cannot write {}", out.display()))?;
         }
         Some("png") => {
-            register_sans();
             let root = BitMapBackend::new(out, size).into_drawing_area();
             p.paint(&root)?;
             root.present().with_context(|| format!("cannot write {}", out.display()))?;
@@ -71,6 +72,35 @@ mod tests {
         // A blank 120x40 white PNG compresses to a few hundred bytes; the
         // rendered glyphs make it larger.
         assert!(bytes.len() > 400, "no text drawn? {} bytes", bytes.len());
+    }
+
+    /// A chart measures its labels: that needs the font for SVG too.
+    struct Chart;
+    impl Picture for Chart {
+        fn paint<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+        where
+            DB::ErrorType: 'static,
+        {
+            root.fill(&WHITE)?;
+            let mut c = ChartBuilder::on(root)
+                .caption("rkalloc", ("sans-serif", 18))
+                .x_label_area_size(30)
+                .y_label_area_size(40)
+                .build_cartesian_2d(0..10, 0..10)?;
+            c.configure_mesh().x_desc("ops").draw()?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn charts_render_in_both_formats() {
+        for ext in ["svg", "png"] {
+            let out = std::env::temp_dir().join(format!("rkctl-chart-{}.{ext}", std::process::id()));
+            render(&out, (300, 200), &Chart).unwrap();
+            let len = std::fs::metadata(&out).unwrap().len();
+            std::fs::remove_file(&out).ok();
+            assert!(len > 500, "{ext}: {len} bytes");
+        }
     }
 
     #[test]
