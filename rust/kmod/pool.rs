@@ -11,7 +11,7 @@
 //!   only for pages the reader owns (allocated or cached), whose chunk cannot
 //!   go offline meanwhile: a chunk goes offline only when the buddy holds all
 //!   of it.
-//! - `owner[pfn]` is `order + 1` when `pfn` heads a block handed out to a
+//! - `marks[pfn].owner` is `order + 1` when `pfn` heads a block handed out to a
 //!   user, else 0. Alloc sets it, free clears it with a compare-and-swap, so
 //!   a double free or a free with the wrong order is refused in O(1) even on
 //!   the per-CPU fast path, where the buddy never sees the block.
@@ -208,6 +208,33 @@ struct Counters {
     bad_frees: AtomicU64,
 }
 
+/// What the pool knows about a block it handed out, one per page (read on
+/// its head page).
+///
+/// Eight bytes, so that the marks of blocks of order 3 and up have a cache
+/// line each and order-0 pages share one only in groups of eight: with a
+/// byte per page, the blocks two CPUs cycle through their per-CPU lists
+/// sat on one line, and every alloc and free bounced it between them (the
+/// kernel avoids this with a 64-byte `struct page`). 8 bytes per 4 KiB
+/// page is 0.2% of the pool.
+#[repr(C, align(8))]
+struct PageMark {
+    /// `order + 1` while a user holds the block headed by this page, else 0.
+    owner: AtomicU8,
+    /// The [`tag`] of the user-held block; meaningful only while `owner` is
+    /// non-zero (alloc writes it, free leaves it).
+    tag: AtomicU8,
+}
+
+impl PageMark {
+    fn new() -> Self {
+        Self {
+            owner: AtomicU8::new(0),
+            tag: AtomicU8::new(tag::OTHER),
+        }
+    }
+}
+
 /// A buddy page pool.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Pool {
@@ -220,11 +247,8 @@ pub(crate) struct Pool {
     /// slot + 1`, 0 empty, [`TOMBSTONE`] removed. Written under `inner`, read lock-free (an entry changes only
     /// for a chunk going online or offline, which no reader can own pages of).
     phys_slot: KVVec<AtomicU64>,
-    owner: KVVec<AtomicU8>,
-    /// `tag[pfn]`: the [`tag`] of the user-held block headed by `pfn`;
-    /// meaningful only while `owner[pfn]` is non-zero (alloc writes it,
-    /// free leaves it).
-    tag: KVVec<AtomicU8>,
+    /// `marks[pfn]`: who holds the block headed by `pfn` (see [`PageMark`]).
+    marks: KVVec<PageMark>,
     pcp: PerCpuShared<Pcp>,
     counters: Counters,
     max_chunks: u32,
@@ -275,19 +299,16 @@ impl Pool {
         for _ in 0..table {
             phys_slot.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
-        let mut owner = KVVec::with_capacity(meta_len, GFP_KERNEL)?;
-        let mut tag = KVVec::with_capacity(meta_len, GFP_KERNEL)?;
+        let mut marks = KVVec::with_capacity(meta_len, GFP_KERNEL)?;
         for _ in 0..meta_len {
-            owner.push(AtomicU8::new(0), GFP_KERNEL)?;
-            tag.push(AtomicU8::new(tag::OTHER), GFP_KERNEL)?;
+            marks.push(PageMark::new(), GFP_KERNEL)?;
         }
         let pool = Arc::pin_init(
             try_pin_init!(Pool {
                 inner <- new_spinlock!(Inner { buddy: Buddy::new(MetaVec(meta)), high_water_pages: 0 }, "rkalloc_pool"),
                 chunk_base,
                 phys_slot,
-                owner,
-                tag,
+                marks,
                 pcp: PerCpuShared::new(Pcp::new)?,
                 counters: Counters::default(),
                 max_chunks: cfg.max_chunks,
@@ -337,10 +358,10 @@ impl Pool {
             // Blocks tile the chunk from its first page, so `pfn` is a head.
             let (byte, order) = match inner.buddy.page_state(pfn) {
                 PageState::Free { order } => (MAP_FREE, order),
-                PageState::Allocated { order } => match self.owner.get(pfn as usize).map(|o| o.load(Relaxed)) {
-                    Some(0) | None => (MAP_CACHED, order),
-                    Some(_) => {
-                        let t = self.tag.get(pfn as usize).map_or(tag::OTHER, |t| t.load(Relaxed));
+                PageState::Allocated { order } => match self.marks.get(pfn as usize).map(|m| (m.owner.load(Relaxed), m)) {
+                    Some((0, _)) | None => (MAP_CACHED, order),
+                    Some((_, m)) => {
+                        let t = m.tag.load(Relaxed);
                         ((t & 0xf) << 4 | (order as u8 & 0xf), order)
                     }
                 },
@@ -497,11 +518,11 @@ impl Pool {
     /// Marks `pfn` as held by a user of `tag` and makes its [`Block`].
     #[inline]
     fn hand_out(&self, pfn: u32, order: u32, tag: u8) -> Result<Block> {
-        let (Some(t), Some(owner)) = (self.tag.get(pfn as usize), self.owner.get(pfn as usize)) else {
+        let Some(m) = self.marks.get(pfn as usize) else {
             return Err(EINVAL);
         };
-        t.store(tag, Relaxed);
-        owner.store(order as u8 + 1, Relaxed);
+        m.tag.store(tag, Relaxed);
+        m.owner.store(order as u8 + 1, Relaxed);
         let addr = self.addr_of(pfn).ok_or(EINVAL)?;
         Ok(Block { pfn, order, addr })
     }
@@ -569,10 +590,10 @@ impl Pool {
     /// refusals are out of line.
     #[inline]
     pub(crate) fn free(&self, pfn: u32, order: u32) -> Result {
-        let Some(owner) = self.owner.get(pfn as usize) else {
+        let Some(m) = self.marks.get(pfn as usize) else {
             return self.bad_free();
         };
-        if order > MAX_ORDER || owner.compare_exchange(order as u8 + 1, 0, Relaxed, Relaxed).is_err() {
+        if order > MAX_ORDER || m.owner.compare_exchange(order as u8 + 1, 0, Relaxed, Relaxed).is_err() {
             return self.bad_free();
         }
         if order > PCP_MAX_ORDER {
@@ -765,7 +786,7 @@ impl Pool {
         FragReport {
             requested_bytes: used,
             handed_out_bytes: used,
-            metadata_bytes: (self.owner.len() * (core::mem::size_of::<PageMeta>() + 1)) as u64,
+            metadata_bytes: (self.marks.len() * (core::mem::size_of::<PageMeta>() + core::mem::size_of::<PageMark>())) as u64,
             free_bytes: b.free_pages() << PAGE_SHIFT,
             largest_free_bytes: b.largest_free_order().map_or(0, |o| 1u64 << (o + PAGE_SHIFT)),
         }
@@ -782,8 +803,8 @@ impl Pool {
             sys::euclean()
         })?;
         let mut owned_pages = 0u64;
-        for (pfn, o) in self.owner.iter().enumerate() {
-            let v = o.load(Relaxed);
+        for (pfn, m) in self.marks.iter().enumerate() {
+            let v = m.owner.load(Relaxed);
             if v == 0 {
                 continue;
             }
