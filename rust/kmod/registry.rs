@@ -122,13 +122,29 @@ impl Allocator for KernelPages {
     }
 }
 
-/// A SLUB cache of one object size.
-pub(crate) struct Slub {
-    cache: KmemCache,
+/// A SLUB cache of one object size: made for the run, or the module's
+/// long-lived 64-byte peer.
+pub(crate) struct Slub<'a> {
+    cache: Peer<'a>,
     size: usize,
 }
 
-impl Allocator for Slub {
+enum Peer<'a> {
+    Own(KmemCache),
+    Shared(&'a KmemCache),
+}
+
+impl Peer<'_> {
+    #[inline]
+    fn get(&self) -> &KmemCache {
+        match self {
+            Peer::Own(c) => c,
+            Peer::Shared(c) => c,
+        }
+    }
+}
+
+impl Allocator for Slub<'_> {
     fn name(&self) -> &'static str {
         "kmem_cache"
     }
@@ -137,12 +153,12 @@ impl Allocator for Slub {
         if size > self.size {
             return None;
         }
-        self.cache.alloc()
+        self.cache.get().alloc()
     }
     #[inline]
     unsafe fn free(&self, p: NonNull<u8>, _size: usize) {
         // SAFETY: `p` came from this cache (the trait's contract).
-        unsafe { self.cache.free(p) }
+        unsafe { self.cache.get().free(p) }
     }
 }
 
@@ -253,14 +269,13 @@ pub(crate) fn make(id: u32, size: usize, shared: &Shared) -> Result<KBox<dyn All
             if size > 8192 {
                 return Err(EINVAL);
             }
-            let name = CString::try_from_fmt(fmt!("rkalloc_peer_{}", size))?;
-            KBox::new(
-                Slub {
-                    cache: KmemCache::new(&name, size as u32, 8)?,
-                    size,
-                },
-                GFP_KERNEL,
-            )?
+            let cache = if size == 64 {
+                Peer::Shared(&shared.peer64)
+            } else {
+                let name = CString::try_from_fmt(fmt!("rkalloc_peer_{}", size))?;
+                Peer::Own(KmemCache::new(&name, size as u32, 8)?)
+            };
+            KBox::new(Slub { cache, size }, GFP_KERNEL)?
         }
         uapi::RKALLOC_ALLOC_KMALLOC => KBox::new(Kmalloc, GFP_KERNEL)?,
         uapi::RKALLOC_ALLOC_RK_SLAB => {

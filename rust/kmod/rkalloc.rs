@@ -75,6 +75,11 @@ pub(crate) struct Shared {
     pub(crate) next_fd_id: core::sync::atomic::AtomicU32,
     /// Files of `/dev/rkalloc` open now.
     pub(crate) open_fds: core::sync::atomic::AtomicU32,
+    /// The benchmark's 64-byte SLUB peer, `rkalloc_peer_64`. It lives as
+    /// long as the module, so that `/sys/kernel/slab/rkalloc_peer_64/`
+    /// (`sheaf_capacity`...) shows how the peer ran after the run; peers of
+    /// other sizes are made for each run.
+    pub(crate) peer64: sys::KmemCache,
 }
 
 /// The loaded module.
@@ -130,6 +135,7 @@ impl kernel::InPlaceModule for RkallocModule {
                         fd_cap_bytes: (*module_parameters::fd_cap_kib.value()).saturating_mul(1024),
                         open_fds: core::sync::atomic::AtomicU32::new(0),
                         next_fd_id: core::sync::atomic::AtomicU32::new(1),
+                        peer64: sys::KmemCache::new(c"rkalloc_peer_64", 64, 8)?,
                     }
                 },
                 GFP_KERNEL,

@@ -7,3 +7,10 @@ expect_eq "$(stat -c %a /dev/rkalloc)" 600 "mode of /dev/rkalloc"
 expect_eq "$(stat -c %u /dev/rkalloc)" 0 "owner of /dev/rkalloc"
 expect_eq "$(kv $D/info abi_version)" 1 "abi_version in debugfs info"
 expect_eq "$(kv $D/info cpus_online)" 2 "cpus_online in debugfs info"
+# The benchmark's SLUB peer runs at its best: per-CPU sheaves (no
+# SLUB_TINY, no debug flags) and init_on_alloc off.
+cap=$(cat /sys/kernel/slab/rkalloc_peer_64/sheaf_capacity 2>/dev/null) || fail "no /sys/kernel/slab/rkalloc_peer_64"
+if [ "$DEBUG_KERNEL" = 0 ]; then
+    [ "$cap" -gt 0 ] || fail "rkalloc_peer_64 has no sheaves (sheaf_capacity $cap)"
+    grep -q 'init_on_alloc=0' /proc/cmdline || fail "the guest did not boot with init_on_alloc=0"
+fi

@@ -231,7 +231,7 @@ pub fn run(path: &Path, opt: &Options, progress: bool) -> Result<Report> {
         } else {
             "unknown".into()
         },
-        sheaf_capacity_64: "see kmem_cache rows".into(),
+        sheaf_capacity_64: String::new(),
         repeats: opt.repeats,
         rows: Vec::new(),
     };
@@ -301,8 +301,8 @@ pub fn run(path: &Path, opt: &Options, progress: bool) -> Result<Report> {
 /// Prints the report as one table.
 pub fn print(r: &Report) {
     println!(
-        "mode: {}; kernel {}; {} CPUs; init_on_alloc: {}; SLUB_TINY: {}; repeats: {}",
-        r.mode, r.kernel, r.cpus_online, r.init_on_alloc, r.slub_tiny, r.repeats
+        "mode: {}; kernel {}; {} CPUs; init_on_alloc: {}; SLUB_TINY: {}; sheaf_capacity of rkalloc_peer_64: {}; repeats: {}",
+        r.mode, r.kernel, r.cpus_online, r.init_on_alloc, r.slub_tiny, r.sheaf_capacity_64, r.repeats
     );
     println!(
         "{:<28} {:<16} {:<13} {:>4} {:>10} {:>9} {:>9} {:>7} {:>13} {:>8}",
