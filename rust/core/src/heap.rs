@@ -78,6 +78,15 @@
 //! frees with [`HeapError::Poisoned`], because handing out memory from a
 //! damaged heap would spread the damage. Inputs are different: a bad size,
 //! pointer or region returns an error and changes nothing at all.
+//!
+//! Without DEBUG, [`Heap::free`] on unordered lists and [`Heap::alloc`]
+//! under segregated fit first try a fast path that borrows the one region
+//! involved together with the list heads and counters. It validates the
+//! same things as the general path and, when a list link it would write
+//! through names another region (or anything fails), hands over to the
+//! general path before its first write. Otherwise it performs the general
+//! path's reads and writes in the same order, so results, figures, lists
+//! and errors are identical (a differential test checks this).
 
 use super::frag::FragReport;
 
@@ -528,11 +537,20 @@ pub struct Heap<M, const R: usize = MAX_REGIONS> {
     rover: u64,
     corrupt: Option<Ptr>,
     c: Counters,
+    /// Whether `free` may try [`Heap::free_fast`] (unordered lists, no
+    /// DEBUG, no rover), and `alloc` [`Heap::alloc_fast`] (that and
+    /// segregated fit). Fixed at creation; tests clear them to compare the
+    /// fast paths with the general path.
+    fast_free: bool,
+    fast_alloc: bool,
 }
 
 impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
     /// An empty heap; add memory with [`Heap::add_region`].
     pub const fn new(policy: Policy, flags: HeapFlags) -> Self {
+        let fast_free = !flags.contains(HeapFlags::DEBUG)
+            && (matches!(policy, Policy::SegregatedFit) || flags.contains(HeapFlags::LIFO))
+            && !matches!(policy, Policy::NextFit);
         Self {
             policy,
             flags,
@@ -542,6 +560,8 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
             rover: NIL,
             corrupt: None,
             c: Counters::ZERO,
+            fast_free,
+            fast_alloc: fast_free && matches!(policy, Policy::SegregatedFit),
         }
     }
 
@@ -669,6 +689,19 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
             return Err(HeapError::Poisoned);
         }
         let n = block_size(size).ok_or(HeapError::Invalid)?;
+        if self.fast_alloc {
+            match self.alloc_fast(n, size) {
+                Ok(Some(p)) => return Ok(p),
+                Ok(None) => {}
+                Err(e) => return Err(self.latch(e)),
+            }
+        }
+        self.alloc_general(n, size)
+    }
+
+    /// [`Heap::alloc`] of an `n`-byte block without the fast path.
+    #[inline]
+    fn alloc_general(&mut self, n: usize, size: usize) -> Result<Ptr, HeapError> {
         let mut steps = 0;
         let found = self.find(n, &mut steps);
         self.c.search_steps = self.c.search_steps.saturating_add(steps);
@@ -690,6 +723,19 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         if self.corrupt.is_some() {
             return Err(HeapError::Poisoned);
         }
+        if self.fast_free {
+            match self.free_fast(ptr) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => return Err(self.latch(e)),
+            }
+        }
+        self.free_general(ptr)
+    }
+
+    /// [`Heap::free`] without the fast path.
+    #[inline]
+    fn free_general(&mut self, ptr: Ptr) -> Result<(), HeapError> {
         let (r, b, t) = self.resolve(ptr).map_err(|e| self.latch(e))?;
         self.release(r, b, t).map_err(|e| self.latch(e))
     }
@@ -877,14 +923,7 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
     }
 
     fn mark(&mut self, list: usize, on: bool) {
-        if let Some(word) = self.nonempty.get_mut(list / 64) {
-            let bit = 1u64 << (list % 64);
-            if on {
-                *word |= bit;
-            } else {
-                *word &= !bit;
-            }
-        }
+        mark_in(&mut self.nonempty, list, on);
     }
 
     /// The first non-empty list at or above `list`.
@@ -1475,6 +1514,297 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
         Ok(())
     }
 
+    /// [`Heap::find`] and [`Heap::take`] of segregated fit without DEBUG,
+    /// on the bytes of the chosen block's region, borrowed once together
+    /// with the lists and counters.
+    ///
+    /// `Ok(None)`, with nothing changed, unless the first non-empty class
+    /// that fits heads a plausible block and every link the operation
+    /// writes through names that block's region: then the general path
+    /// takes over and reports whatever it finds. Otherwise it performs the
+    /// general path's reads and writes in the same order, so the result
+    /// (and the error of a failing write) is the same.
+    #[inline(always)]
+    fn alloc_fast(&mut self, n: usize, size: usize) -> Result<Option<Ptr>, HeapError> {
+        let c = class(n);
+        let fits = if class_floor(c) == n { c } else { c + 1 };
+        let Some(c2) = self.nonempty_from(fits) else {
+            return Ok(None);
+        };
+        let Heap {
+            regions,
+            heads,
+            nonempty,
+            c: cnt,
+            ..
+        } = self;
+        let me = heads.get(c2).copied().unwrap_or(NIL);
+        let (r, b) = unkey(me);
+        let Some(Some(reg)) = regions.get_mut(r) else {
+            return Ok(None);
+        };
+        let (start, end) = (reg.start, reg.end);
+        let mem = reg.mem.as_mut();
+        // Always true (add_region's layout); it lets the compiler drop
+        // bounds checks of offsets already checked against `end`.
+        if end > mem.len() {
+            return Ok(None);
+        }
+        // Heap::fnode, and the block must fit.
+        let Some(free) = free_size(mem, start, end, b) else {
+            return Ok(None);
+        };
+        if free < n {
+            return Ok(None);
+        }
+        let rest = free - n;
+        let split = rest >= MIN_BLOCK;
+        let (old, new) = (class(free), class(rest));
+        let links = if !split || old != new {
+            match local_links(mem, heads, old, r, b) {
+                Some(links) => links,
+                None => return Ok(None),
+            }
+        } else {
+            Links {
+                prev: NIL,
+                next: NIL,
+            }
+        };
+        if split && old != new {
+            // Heap::find_pred validates the head the remainder is pushed
+            // in front of; an unlink from `old` leaves `heads[new]` alone.
+            let head = heads.get(new).copied().unwrap_or(NIL);
+            if head != NIL {
+                let (hr, hb) = unkey(head);
+                if hr != r || free_size(mem, start, end, hb).is_none() {
+                    return Ok(None);
+                }
+            }
+        }
+
+        // Validated: from here on this is Heap::take, write for write.
+        cnt.search_steps = cnt.search_steps.saturating_add(1);
+        let a = if split {
+            if old != new {
+                local_unlink(mem, heads, nonempty, old, r, links)?;
+                local_tags(mem, r, b, rest, false, 0)?;
+                local_push(mem, heads, nonempty, new, r, b)?;
+            } else {
+                local_tags(mem, r, b, rest, false, 0)?;
+            }
+            let a = b + rest;
+            local_tags(mem, r, a, n, true, n - 2 * TAG - size)?;
+            local_bit(mem, r, a + TAG, true)?;
+            sub(&mut cnt.free_payload, n);
+            add(&mut cnt.alloc_payload, n - 2 * TAG);
+            a
+        } else {
+            local_unlink(mem, heads, nonempty, old, r, links)?;
+            local_tags(mem, r, b, free, true, free - 2 * TAG - size)?;
+            sub(&mut cnt.free_blocks, 1);
+            sub(&mut cnt.free_payload, free - 2 * TAG);
+            add(&mut cnt.alloc_payload, free - 2 * TAG);
+            b
+        };
+        add(&mut cnt.alloc_blocks, 1);
+        add(&mut cnt.requested, size);
+        cnt.allocs = cnt.allocs.saturating_add(1);
+        Ok(Some(Ptr {
+            region: r as u32,
+            offset: (a + TAG) as u32,
+        }))
+    }
+
+    /// [`Heap::resolve`] and [`Heap::release`] for unordered lists without
+    /// DEBUG or rover, on the bytes of `ptr`'s region, borrowed once
+    /// together with the lists and counters.
+    ///
+    /// `Ok(false)`, with nothing changed, unless `ptr` passes the full
+    /// validation of [`Heap::resolve`], the neighbours pass that of
+    /// [`Heap::neighbours`] and the unlink checks, and every link written
+    /// through names `ptr`'s region (and a block-aligned offset): then the
+    /// general path takes over and reports whatever it finds. Otherwise it
+    /// performs the general path's reads and writes in the same order.
+    #[inline(always)]
+    fn free_fast(&mut self, ptr: Ptr) -> Result<bool, HeapError> {
+        let seg = self.policy == Policy::SegregatedFit;
+        let list_of = |size| if seg { class(size) } else { 0 };
+        let Heap {
+            regions,
+            heads,
+            nonempty,
+            c: cnt,
+            ..
+        } = self;
+        let (r, p) = (ptr.region as usize, ptr.offset as usize);
+        let Some(Some(reg)) = regions.get_mut(r) else {
+            return Ok(false);
+        };
+        let (start, end) = (reg.start, reg.end);
+        let mem = reg.mem.as_mut();
+        // Always true (add_region's layout); it lets the compiler drop
+        // bounds checks of offsets already checked against `end`.
+        if end > mem.len() {
+            return Ok(false);
+        }
+
+        // Heap::resolve: the start map marks `p`, the header is a sane
+        // allocated tag without check value and the footer equals it.
+        if p % ALIGN != 0 || p < start + TAG || p >= end || !map_bit(mem, p) {
+            return Ok(false);
+        }
+        let b = p - TAG;
+        let Some(w) = load(mem, b) else {
+            return Ok(false);
+        };
+        let size = (w & SIZE_MASK) as usize;
+        let slack = ((w & LOW_MASK) >> SLACK_SHIFT) as usize;
+        if w >> CHECK_SHIFT != 0
+            || w & (ALIGN as u64 - 1) != ALLOCATED
+            || size < MIN_BLOCK
+            || size > end - b
+            || slack >= size - 2 * TAG
+            || load(mem, b + size - TAG) != Some(w)
+        {
+            return Ok(false);
+        }
+
+        // Heap::neighbours without DEBUG.
+        let left = if b > start {
+            let Some(lw) = load(mem, b - TAG) else {
+                return Ok(false);
+            };
+            if lw & ALLOCATED != 0 {
+                None
+            } else {
+                let lsize = (lw & SIZE_MASK) as usize;
+                let lb = match b.checked_sub(lsize) {
+                    Some(lb) if lb >= start => lb,
+                    _ => return Ok(false),
+                };
+                if lw & !SIZE_MASK != 0 || lsize < MIN_BLOCK || load(mem, lb) != Some(lw) {
+                    return Ok(false);
+                }
+                Some((lb, lsize))
+            }
+        } else {
+            None
+        };
+        let rb = b + size;
+        let right = if rb >= end {
+            None
+        } else {
+            let Some(rw) = load(mem, rb) else {
+                return Ok(false);
+            };
+            let rsize = (rw & SIZE_MASK) as usize;
+            if rw & ALLOCATED != 0 {
+                None
+            } else if rw & !SIZE_MASK != 0 || rsize < MIN_BLOCK || rsize > end - rb {
+                return Ok(false);
+            } else {
+                Some(rsize)
+            }
+        };
+        let ms = left.map_or(b, |(lb, _)| lb);
+        let msize = left.map_or(0, |(_, s)| s) + size + right.unwrap_or(0);
+
+        // Heap::release's unlink checks, restricted to region `r`.
+        let lv = match left {
+            Some((lb, lsize)) => {
+                let list = list_of(lsize);
+                match local_links(mem, heads, list, r, lb) {
+                    Some(links) => Some((list, lb, links)),
+                    None => return Ok(false),
+                }
+            }
+            None => None,
+        };
+        let rlist = match right {
+            Some(rsize) => {
+                let list = list_of(rsize);
+                if local_links(mem, heads, list, r, rb).is_none() {
+                    return Ok(false);
+                }
+                Some(list)
+            }
+            None => None,
+        };
+        // The final push writes the back link of `mlist`'s head. If that
+        // head lies in another region, neither neighbour heads `mlist`, so
+        // the unlinks leave it there: fall back. Otherwise the head at the
+        // push is it or a link of region `r` the unlinks wrote.
+        let mlist = list_of(msize);
+        let mhead = heads.get(mlist).copied().unwrap_or(NIL);
+        if mhead != NIL && unkey(mhead).0 != r {
+            return Ok(false);
+        }
+
+        // Validated: from here on this is Heap::release, write for write.
+        let mut placed = false;
+        if let Some((list, lb, links)) = lv {
+            let k = key(r, lb);
+            if list == mlist && heads.get(list) == Some(&k) {
+                placed = true;
+            } else {
+                local_unlink(mem, heads, nonempty, list, r, links)?;
+            }
+        }
+        if let Some(list) = rlist {
+            let (n, p) = (rb + NEXT, rb + PREV);
+            let next = load(mem, n).ok_or(corrupt(r, n))?;
+            let prev = load(mem, p).ok_or(corrupt(r, p))?;
+            // The left unlink wrote only whole words at block-aligned link
+            // offsets, and only its own validated links (of region `r`), so
+            // these still name region `r`: a failure here is unreachable.
+            for l in [prev, next] {
+                if l != NIL && unkey(l).0 != r {
+                    return Err(corrupt(r, p));
+                }
+            }
+            let links = Links { prev, next };
+            let k = key(r, rb);
+            if !placed && list == mlist && prev == NIL && heads.get(list) == Some(&k) {
+                // Heap::replace.
+                let me = key(r, ms);
+                let (n, p) = (ms + NEXT, ms + PREV);
+                store(mem, n, next).ok_or(corrupt(r, n))?;
+                store(mem, p, prev).ok_or(corrupt(r, p))?;
+                local_relink(mem, heads, list, r, links, me, me)?;
+                placed = true;
+            } else {
+                local_unlink(mem, heads, nonempty, list, r, links)?;
+            }
+        }
+        local_tags(mem, r, ms, msize, false, 0)?;
+        if !placed {
+            local_push(mem, heads, nonempty, mlist, r, ms)?;
+        }
+        let mut merged = 0;
+        if let Some((_, lsize)) = left {
+            local_bit(mem, r, b + TAG, false)?;
+            merged += lsize - 2 * TAG;
+        }
+        if let Some(rsize) = right {
+            local_bit(mem, r, rb + TAG, false)?;
+            merged += rsize - 2 * TAG;
+        }
+
+        let payload = size - 2 * TAG;
+        sub(&mut cnt.alloc_blocks, 1);
+        sub(&mut cnt.alloc_payload, payload);
+        sub(&mut cnt.requested, payload - slack);
+        sub(
+            &mut cnt.free_blocks,
+            usize::from(left.is_some()) + usize::from(right.is_some()),
+        );
+        add(&mut cnt.free_blocks, 1);
+        add(&mut cnt.free_payload, msize - 2 * TAG - merged);
+        cnt.frees = cnt.frees.saturating_add(1);
+        Ok(true)
+    }
+
     /// The node after which block key `me` goes in list `list`: the last
     /// one ordered before it, or `NIL` for the head (always for unordered
     /// lists). Validates the nodes around the insertion point.
@@ -1663,6 +1993,182 @@ impl<M: AsRef<[u8]> + AsMut<[u8]>, const R: usize> Heap<M, R> {
             }
         }
         best as u64
+    }
+}
+
+// ---- single-region helpers of the fast paths ------------------------------
+//
+// They work on the bytes `mem` of region `r` and on the list heads and the
+// non-empty mask borrowed apart from the rest of the heap, so the compiler
+// keeps them in registers. Every link they follow was checked by
+// `local_links` (or is a head) to name region `r`; they read and write
+// exactly what the general `Heap` methods they mirror do, and fail with the
+// same errors.
+
+/// The size of the free block at `b` if [`Heap::fnode`] (without DEBUG)
+/// accepts it: inside the block area, aligned, a plain free tag that fits.
+#[inline(always)]
+fn free_size(mem: &[u8], start: usize, end: usize, b: usize) -> Option<usize> {
+    if b < start || b >= end || b % ALIGN != TAG {
+        return None;
+    }
+    let w = load(mem, b)?;
+    let size = (w & SIZE_MASK) as usize;
+    if w & !SIZE_MASK != 0 || size < MIN_BLOCK || size > end - b {
+        return None;
+    }
+    Some(size)
+}
+
+/// [`Heap::unlink_check`] without DEBUG of free block `(r, b)` in `list`,
+/// or `None` if it fails or a neighbour is not a block-aligned offset of
+/// region `r`.
+#[inline(always)]
+fn local_links(
+    mem: &[u8],
+    heads: &[u64; NCLASSES],
+    list: usize,
+    r: usize,
+    b: usize,
+) -> Option<Links> {
+    let me = key(r, b);
+    let next = load(mem, b.saturating_add(NEXT))?;
+    let prev = load(mem, b.saturating_add(PREV))?;
+    if prev == NIL {
+        if heads.get(list) != Some(&me) {
+            return None;
+        }
+    } else {
+        let (pr, pb) = unkey(prev);
+        if pr != r || pb % ALIGN != TAG || load(mem, pb.saturating_add(NEXT)) != Some(me) {
+            return None;
+        }
+    }
+    if next != NIL {
+        let (nr, nb) = unkey(next);
+        if nr != r || nb % ALIGN != TAG || load(mem, nb.saturating_add(PREV)) != Some(me) {
+            return None;
+        }
+    }
+    Some(Links { prev, next })
+}
+
+/// [`Heap::relink`] inside region `r`.
+#[inline(always)]
+fn local_relink(
+    mem: &mut [u8],
+    heads: &mut [u64; NCLASSES],
+    list: usize,
+    r: usize,
+    links: Links,
+    to_next: u64,
+    to_prev: u64,
+) -> Result<(), HeapError> {
+    let Links { prev, next } = links;
+    if prev == NIL {
+        if let Some(h) = heads.get_mut(list) {
+            *h = to_next;
+        }
+    } else {
+        let off = unkey(prev).1.saturating_add(NEXT);
+        store(mem, off, to_next).ok_or(corrupt(r, off))?;
+    }
+    if next != NIL {
+        let off = unkey(next).1.saturating_add(PREV);
+        store(mem, off, to_prev).ok_or(corrupt(r, off))?;
+    }
+    Ok(())
+}
+
+/// [`Heap::unlink`] inside region `r` (no rover: the fast paths exclude
+/// next fit, and no other policy ever sets it).
+#[inline(always)]
+fn local_unlink(
+    mem: &mut [u8],
+    heads: &mut [u64; NCLASSES],
+    nonempty: &mut [u64; MAP_WORDS],
+    list: usize,
+    r: usize,
+    links: Links,
+) -> Result<(), HeapError> {
+    local_relink(mem, heads, list, r, links, links.next, links.prev)?;
+    if heads.get(list).copied().unwrap_or(NIL) == NIL {
+        mark_in(nonempty, list, false);
+    }
+    Ok(())
+}
+
+/// [`Heap::push`] of block `(r, b)` inside region `r`: the callers made
+/// sure the head of `list` is empty or in region `r`.
+#[inline(always)]
+fn local_push(
+    mem: &mut [u8],
+    heads: &mut [u64; NCLASSES],
+    nonempty: &mut [u64; MAP_WORDS],
+    list: usize,
+    r: usize,
+    b: usize,
+) -> Result<(), HeapError> {
+    let me = key(r, b);
+    let head = heads.get(list).copied().unwrap_or(NIL);
+    let (hr, hb) = unkey(head);
+    let (n, p) = (b + NEXT, b + PREV);
+    store(mem, n, head).ok_or(corrupt(r, n))?;
+    store(mem, p, NIL).ok_or(corrupt(r, p))?;
+    if head != NIL {
+        let hp = hb.saturating_add(PREV);
+        if hr != r {
+            // Unreachable, see the callers.
+            return Err(corrupt(hr, hp));
+        }
+        store(mem, hp, me).ok_or(corrupt(r, hp))?;
+    }
+    if let Some(h) = heads.get_mut(list) {
+        *h = me;
+    }
+    mark_in(nonempty, list, true);
+    Ok(())
+}
+
+/// [`Heap::write_tags`] without DEBUG.
+#[inline(always)]
+fn local_tags(
+    mem: &mut [u8],
+    r: usize,
+    b: usize,
+    size: usize,
+    allocated: bool,
+    slack: usize,
+) -> Result<(), HeapError> {
+    let w = size as u64 | u64::from(allocated) | ((slack as u64) << SLACK_SHIFT);
+    let f = b + size - TAG;
+    store(mem, b, w).ok_or(corrupt(r, b))?;
+    store(mem, f, w).ok_or(corrupt(r, f))
+}
+
+/// [`Heap::set_bit`] on region `r`'s bytes.
+#[inline(always)]
+fn local_bit(mem: &mut [u8], r: usize, p: usize, on: bool) -> Result<(), HeapError> {
+    let byte = mem.get_mut(p / ALIGN / 8).ok_or(corrupt(r, p))?;
+    let mask = 1u8 << (p / ALIGN % 8);
+    if on {
+        *byte |= mask;
+    } else {
+        *byte &= !mask;
+    }
+    Ok(())
+}
+
+/// Sets or clears bit `list` of the non-empty mask.
+#[inline(always)]
+fn mark_in(nonempty: &mut [u64; MAP_WORDS], list: usize, on: bool) {
+    if let Some(word) = nonempty.get_mut(list / 64) {
+        let bit = 1u64 << (list % 64);
+        if on {
+            *word |= bit;
+        } else {
+            *word &= !bit;
+        }
     }
 }
 
@@ -2235,5 +2741,120 @@ mod tests {
         assert_eq!(HeapFlags::from_bits(3), Some(HeapFlags::ALL));
         assert_eq!(HeapFlags::from_bits(4), None);
         assert!(HeapFlags::ALL.contains(HeapFlags::DEBUG.union(HeapFlags::LIFO)));
+    }
+
+    /// A small xorshift generator, so the differential test needs no
+    /// dependency and every failure names its seed.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// The fast paths of `alloc` and `free` against the general path: the
+    /// same random operations (with several regions, invalid frees and
+    /// damaged bytes) on a heap that may take them and on one that never
+    /// does must give the same results, figures, check verdicts,
+    /// corruption reports and region bytes after every operation.
+    #[test]
+    fn fast_paths_match_the_general_path() {
+        let flag_sets = [HeapFlags::NONE, HeapFlags::LIFO, HeapFlags::DEBUG];
+        for seed in 1..=64u64 {
+            for policy in Policy::ALL {
+                for flags in flag_sets {
+                    differential(policy, flags, seed);
+                }
+            }
+        }
+    }
+
+    fn differential(policy: Policy, flags: HeapFlags, seed: u64) {
+        let mut fast = H::new(policy, flags);
+        let mut slow = H::new(policy, flags);
+        (slow.fast_free, slow.fast_alloc) = (false, false);
+        assert_eq!(
+            (fast.fast_free, fast.fast_alloc),
+            (
+                !fast.debug() && !fast.ordered() && policy != Policy::NextFit,
+                !fast.debug() && policy == Policy::SegregatedFit
+            )
+        );
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        // Damage is rare and only in some runs, so most runs stay long.
+        let damage = seed.is_multiple_of(4);
+        let mut live: Vec<Ptr> = Vec::new();
+        let what = |i: usize| std::format!("{policy:?} {flags:?} seed {seed} op {i}");
+        for i in 0..400 {
+            let op = rng.below(100);
+            if op < 4 || fast.stats().regions == 0 {
+                let len = [2048, 4096, 8192][rng.below(3)];
+                let a = fast.add_region(vec![0x5a; len]);
+                assert_eq!(a, slow.add_region(vec![0x5a; len]), "{}", what(i));
+            } else if op < 6 {
+                let r = rng.below(4) as u32;
+                let a = fast.remove_region(r).map(|m| m.len());
+                assert_eq!(a, slow.remove_region(r).map(|m| m.len()), "{}", what(i));
+            } else if op < 52 {
+                let size = match rng.below(8) {
+                    0 => 1 + rng.below(2000),
+                    1..=3 => 1 + rng.below(300),
+                    _ => 1 + rng.below(100),
+                };
+                let a = fast.alloc(size);
+                assert_eq!(a, slow.alloc(size), "{}", what(i));
+                if let Ok(p) = a {
+                    live.push(p);
+                }
+            } else if op < 96 && !live.is_empty() {
+                let p = live.swap_remove(rng.below(live.len()));
+                assert_eq!(fast.free(p), slow.free(p), "{}", what(i));
+            } else if op < 98 {
+                // Mostly invalid: a random offset, or a double free.
+                let p = if op == 96 || live.is_empty() {
+                    Ptr {
+                        region: rng.below(5) as u32,
+                        offset: rng.below(9000) as u32,
+                    }
+                } else {
+                    live[rng.below(live.len())]
+                };
+                let a = fast.free(p);
+                assert_eq!(a, slow.free(p), "{}", what(i));
+                if a.is_ok() {
+                    live.retain(|&q| q != p);
+                }
+            } else if damage && op == 98 {
+                // The same damage to both: a random word or byte of a region.
+                let r = rng.below(4) as u32;
+                let (off, v, word) = (rng.below(9000), rng.next(), rng.below(2) == 0);
+                for h in [&mut fast, &mut slow] {
+                    if let Some(mem) = h.region_mut(r) {
+                        let n = if word { 8 } else { 1 };
+                        if let Some(dst) = mem.get_mut(off..off + n) {
+                            dst.copy_from_slice(&v.to_le_bytes()[..n]);
+                        }
+                    }
+                }
+            }
+            assert_eq!(fast.corruption(), slow.corruption(), "{}", what(i));
+            let (fs, fc, fb) = snapshot(&fast);
+            let (ss, sc, sb) = snapshot(&slow);
+            assert_eq!((fs, fc), (ss, sc), "{}", what(i));
+            assert!(fb == sb, "region bytes differ: {}", what(i));
+            if !damage {
+                fast.check().unwrap();
+            }
+        }
     }
 }
