@@ -269,6 +269,35 @@ impl HeapInner {
         (0..REGIONS as u32).filter(|&r| self.heap.region(r).is_some())
     }
 
+    /// Regions the heap holds now: every grown one less every released one.
+    fn live_regions(&self) -> u64 {
+        self.regions_grown - self.regions_released
+    }
+
+    /// The kernel address of the payload at `ptr`, if its region exists.
+    fn addr_of(&self, ptr: Ptr) -> Option<NonNull<u8>> {
+        let region = self.heap.region(ptr.region)?;
+        if ptr.offset as usize >= region.bytes() {
+            return None;
+        }
+        // In bounds of the region's block, checked just above.
+        NonNull::new(region.base().as_ptr().wrapping_add(ptr.offset as usize))
+    }
+
+    /// Where in the heap the address `addr` is, if in one of its regions.
+    fn ptr_of(&self, addr: NonNull<u8>) -> Option<Ptr> {
+        let a = addr.as_ptr() as usize;
+        self.regions().find_map(|r| {
+            let m = self.heap.region(r)?;
+            let base = m.base().as_ptr() as usize;
+            let offset = a.checked_sub(base).filter(|&o| o < m.bytes())?;
+            Some(Ptr {
+                region: r,
+                offset: offset as u32,
+            })
+        })
+    }
+
     /// Gives region `r` back to the pool if it is wholly free; returns the
     /// bytes released.
     fn release(&mut self, r: u32) -> u64 {
@@ -373,10 +402,21 @@ impl HeapObj {
     /// the heap grows by one region if `budget` bytes allow it. Returns the
     /// allocation and the bytes taken from the pool for it.
     pub(crate) fn alloc(&self, size: usize, budget: u64) -> Result<(Ptr, u64)> {
+        self.alloc_in(&mut self.inner.lock(), size, budget)
+    }
+
+    /// [`Self::alloc`], returning the allocation's kernel address, under one
+    /// lock round trip.
+    pub(crate) fn alloc_addr(&self, size: usize, budget: u64) -> Result<NonNull<u8>> {
+        let mut g = self.inner.lock();
+        let (p, _) = self.alloc_in(&mut g, size, budget)?;
+        g.addr_of(p).ok_or(EINVAL)
+    }
+
+    fn alloc_in(&self, g: &mut HeapInner, size: usize, budget: u64) -> Result<(Ptr, u64)> {
         if size == 0 || size > MAX_ALLOC {
             return Err(EINVAL);
         }
-        let mut g = self.inner.lock();
         match g.heap.alloc(size) {
             Ok(p) => return Ok((p, 0)),
             Err(HeapError::NoMemory) => {}
@@ -412,9 +452,20 @@ impl HeapObj {
     /// of this heap. Gives its region back when that is wholly free and not
     /// the heap's last. Returns the bytes given back.
     pub(crate) fn free(&self, ptr: Ptr) -> Result<u64> {
+        self.free_in(&mut self.inner.lock(), ptr)
+    }
+
+    /// Frees the allocation at kernel address `addr`, under one lock round
+    /// trip; EINVAL if it is not a live allocation of this heap.
+    pub(crate) fn free_addr(&self, addr: NonNull<u8>) -> Result<u64> {
         let mut g = self.inner.lock();
+        let ptr = g.ptr_of(addr).ok_or(EINVAL)?;
+        self.free_in(&mut g, ptr)
+    }
+
+    fn free_in(&self, g: &mut HeapInner, ptr: Ptr) -> Result<u64> {
         g.heap.free(ptr).map_err(|e| g.errno(self.id, e))?;
-        if g.regions().nth(1).is_none() {
+        if g.live_regions() <= 1 {
             return Ok(0);
         }
         Ok(g.release(ptr.region))
@@ -437,30 +488,13 @@ impl HeapObj {
 
     /// The kernel address of the payload at `ptr`, if its region exists.
     pub(crate) fn addr_of(&self, ptr: Ptr) -> Option<NonNull<u8>> {
-        let g = self.inner.lock();
-        let region = g.heap.region(ptr.region)?;
-        if ptr.offset as usize >= region.bytes() {
-            return None;
-        }
-        // In bounds of the region's block, checked just above.
-        NonNull::new(region.base().as_ptr().wrapping_add(ptr.offset as usize))
+        self.inner.lock().addr_of(ptr)
     }
 
     /// Where in the heap the address `addr` is, if in one of its regions.
     /// Whether it is a live allocation is for [`HeapObj::free`] to decide.
     pub(crate) fn ptr_of(&self, addr: NonNull<u8>) -> Option<Ptr> {
-        let g = self.inner.lock();
-        let a = addr.as_ptr() as usize;
-        let found = g.regions().find_map(|r| {
-            let m = g.heap.region(r)?;
-            let base = m.base().as_ptr() as usize;
-            let offset = a.checked_sub(base).filter(|&o| o < m.bytes())?;
-            Some(Ptr {
-                region: r,
-                offset: offset as u32,
-            })
-        });
-        found
+        self.inner.lock().ptr_of(addr)
     }
 
     /// Starts a reset: the heap stays locked until [`HeapReset::finish`].
@@ -649,14 +683,11 @@ impl Allocator for HeapAllocator {
     }
 
     fn alloc(&self, size: usize) -> Option<NonNull<u8>> {
-        let (p, _) = self.0.alloc(size, u64::MAX).ok()?;
-        self.0.addr_of(p)
+        self.0.alloc_addr(size, u64::MAX).ok()
     }
 
     unsafe fn free(&self, p: NonNull<u8>, _size: usize) {
-        if let Some(ptr) = self.0.ptr_of(p) {
-            let _ = self.0.free(ptr);
-        }
+        let _ = self.0.free_addr(p);
     }
 
     fn frag(&self) -> Option<FragReport> {
