@@ -14,3 +14,12 @@ if [ "$DEBUG_KERNEL" = 0 ]; then
     [ "$cap" -gt 0 ] || fail "rkalloc_peer_64 has no sheaves (sheaf_capacity $cap)"
     grep -q 'init_on_alloc=0' /proc/cmdline || fail "the guest did not boot with init_on_alloc=0"
 fi
+# The bench reports the timing mode vm-run booted the guest in.
+case " $(cat /proc/cmdline) " in
+*" rkalloc_accel=tcg "*) want=tcg-wallclock ;;
+*" rkalloc_accel=kvm "*) want=kvm-wallclock ;;
+*" rkalloc_accel=icount "*) want=icount ;;
+*) fail "no rkalloc_accel= on the kernel command line: $(cat /proc/cmdline)" ;;
+esac
+$RKCTL bench --filter "malloc 8 B" --repeats 1 --samples 2 --ops 64 --out /tmp/mode.json > /dev/null || fail "rkctl bench failed"
+grep -q "\"mode\": \"$want\"" /tmp/mode.json || fail "bench report mode: $(grep '"mode"' /tmp/mode.json), want $want"

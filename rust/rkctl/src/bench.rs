@@ -56,7 +56,9 @@ pub struct Options {
     pub ops: u64,
     pub cpus: Vec<usize>,
     pub quick: bool,
-    pub mode: String,
+    /// How guest time is measured; `None`: as `scripts/vm-run` booted the
+    /// guest (see [`mode_of`]).
+    pub mode: Option<String>,
     pub filter: Option<String>,
 }
 
@@ -204,6 +206,20 @@ fn pin_to(cpu: usize) {
     }
 }
 
+/// The timing mode of this guest, from the `rkalloc_accel=` word that
+/// `scripts/vm-run` puts on the kernel command line: `icount` (guest
+/// instructions), `tcg-wallclock` (multi-threaded TCG) or `kvm-wallclock`
+/// (hardware).
+pub fn mode_of(cmdline: &str) -> String {
+    match cmdline.split_whitespace().find_map(|w| w.strip_prefix("rkalloc_accel=")) {
+        Some("icount") => "icount".into(),
+        Some("tcg") => "tcg-wallclock".into(),
+        Some("kvm") => "kvm-wallclock".into(),
+        Some(other) => format!("unknown ({other})"),
+        None => "unknown (not booted by scripts/vm-run)".into(),
+    }
+}
+
 fn read_trim(p: &str) -> String {
     std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
 }
@@ -222,7 +238,7 @@ pub fn run(path: &Path, opt: &Options, progress: bool) -> Result<Report> {
     let cmdline = read_trim("/proc/cmdline");
     let init_on_alloc = if cmdline.contains("init_on_alloc=0") { "off (init_on_alloc=0)" } else { "kernel default" };
     let mut report = Report {
-        mode: opt.mode.clone(),
+        mode: opt.mode.clone().unwrap_or_else(|| mode_of(&cmdline)),
         kernel: read_trim("/proc/sys/kernel/osrelease"),
         cpus_online: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
         init_on_alloc: init_on_alloc.into(),
@@ -334,4 +350,18 @@ pub fn print(r: &Report) {
 pub fn load(path: &Path) -> Result<Report> {
     let s = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&s).with_context(|| format!("{} is not a bench report", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mode_of;
+
+    #[test]
+    fn mode_comes_from_the_command_line() {
+        assert_eq!(mode_of("console=ttyS0 rkalloc_accel=icount init_on_alloc=0"), "icount");
+        assert_eq!(mode_of("rkalloc_accel=tcg"), "tcg-wallclock");
+        assert_eq!(mode_of("quiet rkalloc_accel=kvm"), "kvm-wallclock");
+        assert_eq!(mode_of("rkalloc_accel=hvf"), "unknown (hvf)");
+        assert!(mode_of("console=ttyS0").starts_with("unknown"));
+    }
 }

@@ -89,9 +89,11 @@ enum Cmd {
         /// Only cases whose group or allocator contains this.
         #[arg(long)]
         filter: Option<String>,
-        /// How guest time was measured, recorded in the report.
-        #[arg(long, default_value = "tcg-wallclock")]
-        mode: String,
+        /// How guest time is measured, recorded in the report (default: as
+        /// scripts/vm-run booted the guest: icount, tcg-wallclock or
+        /// kvm-wallclock).
+        #[arg(long)]
+        mode: Option<String>,
         /// Also draw the plots into this .svg or .png file.
         #[arg(long)]
         plot: Option<PathBuf>,
