@@ -228,7 +228,7 @@ fn read_trim(p: &str) -> String {
 pub fn run(path: &Path, opt: &Options, progress: bool) -> Result<Report> {
     let cases: Vec<Case> = matrix(opt.quick)
         .into_iter()
-        .filter(|c| opt.filter.as_ref().map_or(true, |f| c.group.contains(f.as_str()) || c.allocator.contains(f.as_str())))
+        .filter(|c| opt.filter.as_ref().is_none_or(|f| c.group.contains(f.as_str()) || c.allocator.contains(f.as_str())))
         .collect();
     let bar = if progress {
         indicatif::ProgressBar::new((cases.len() * opt.cpus.len()) as u64)

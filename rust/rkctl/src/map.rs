@@ -111,7 +111,7 @@ fn free_run(start: usize, end: usize, hist: &mut [u64; NR_ORDERS]) {
     let mut p = start;
     while p < end {
         let mut o = 0;
-        while o + 1 < NR_ORDERS && p % (2 << o) == 0 && p + (2 << o) <= end {
+        while o + 1 < NR_ORDERS && p.is_multiple_of(2 << o) && p + (2 << o) <= end {
             o += 1;
         }
         hist[o] += 1;
