@@ -344,9 +344,9 @@ mod tests {
         let mut c0 = vec![0x22; 4];
         c0.push(0x10);
         c0.push(CACHED);
-        c0.extend(std::iter::repeat(FREE).take(10));
+        c0.extend(std::iter::repeat_n(FREE, 10));
         let mut pages = c0.clone();
-        pages.extend(std::iter::repeat(OFFLINE).take(16));
+        pages.extend(std::iter::repeat_n(OFFLINE, 16));
         let m = decode(&file(2, 16, &pages)).unwrap();
         assert_eq!(m.chunks, 2);
         assert_eq!(Cell::of(0x22), Cell::Used { owner: 2, order: 2 });
