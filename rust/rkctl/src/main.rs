@@ -101,6 +101,10 @@ enum Cmd {
     #[command(after_help = "Kinds (-a): pool, heap (every policy of the module), arena, object, malloc;
 conform (a conformance run of every allocator of the table) or conform:NAME
 (of one; NAME from `rkctl allocators`). Default: all kinds and conform.
+A conformance step counts as one op; conformance takes the share of one
+kind of the ops (all of them when no kind is named), in runs of
+--conform-ops steps on each allocator in turn. Every allocator named gets
+at least one run.
 
 Examples:
   rkctl stress -t 4 -d 10                       everything, 4 threads, 10 seconds
@@ -111,7 +115,8 @@ Examples:
         /// Threads, each with its own fd.
         #[arg(short, long, default_value_t = 2)]
         threads: usize,
-        /// Total operations (ignored with --duration).
+        /// Total operations, conformance steps included (ignored with
+        /// --duration).
         #[arg(short, long, default_value_t = 100_000)]
         ops: u64,
         /// Run for this many seconds instead of a count.

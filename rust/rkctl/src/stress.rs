@@ -11,11 +11,13 @@
 //! - conformance runs (`RKALLOC_IOC_CONFORM`) of the module's allocators,
 //!   every allocator of its table by default: the kernel allocates random
 //!   sizes, fills and verifies every block, asks for sizes the allocator
-//!   must refuse, and runs its checker. Each time the mix picks "conform",
-//!   the thread runs `--conform-ops` steps on the next allocator in turn
-//!   (threads start at different places), so the kernel-side steps grow
-//!   with `--ops` or `--duration`; an allocator no thread reached is run
-//!   once at the end, so every allocator of the table gets a run.
+//!   must refuse, and runs its checker. A conformance step counts as one
+//!   op, and conformance takes the share of one kind of the run's ops
+//!   (all of them when no kind is chosen), in runs of `--conform-ops`
+//!   steps on the next allocator in turn (threads start at different
+//!   places); so the kernel-side steps grow with `--ops` or `--duration`.
+//!   An allocator no thread reached is run once at the end, so every
+//!   allocator of the table gets a run.
 //!
 //! Any corruption (a verify mismatch, EUCLEAN, a conformance count) or
 //! errno the command does not expect fails the run.
@@ -112,7 +114,7 @@ pub struct Config {
     pub targets: Vec<Target>,
     pub max_live: usize,
     pub max_order: u32,
-    /// Steps of each conformance run.
+    /// Steps of each conformance run (the last of a thread may be shorter).
     pub conform_ops: u64,
     pub progress: bool,
 }
@@ -338,12 +340,13 @@ pub fn conform_range(rng: &mut SmallRng, a: &Allocator) -> (u64, u64) {
     (lo, rng.gen_range(lo..=top))
 }
 
-/// One conformance run of `a`; counts go to `r.conform[a.name]`.
-fn conform_one(dev: &Device, a: &Allocator, seed: u64, cfg: &Config, rng: &mut SmallRng, r: &mut ThreadResult) {
+/// One conformance run of `a`, `steps` long; counts go to
+/// `r.conform[a.name]`.
+fn conform_one(dev: &Device, a: &Allocator, seed: u64, steps: u64, cfg: &Config, rng: &mut SmallRng, r: &mut ThreadResult) {
     let (lo, hi) = conform_range(rng, a);
     let mut x = uapi::rkalloc_conform {
         allocator: a.id,
-        ops: cfg.conform_ops,
+        ops: steps,
         seed,
         lo,
         hi,
@@ -354,7 +357,7 @@ fn conform_one(dev: &Device, a: &Allocator, seed: u64, cfg: &Config, rng: &mut S
     let what = format!("conform {} (seed {seed:#x}, sizes {lo}..={hi}): ", a.name);
     let st = r.conform.entry(a.name.clone()).or_default();
     st.runs += 1;
-    st.steps += cfg.conform_ops;
+    st.steps += steps;
     let counts = |x: &uapi::rkalloc_conform| {
         format!("{} corrupt blocks, {} bad sizes served, {} checker reports", x.corrupt_blocks, x.bad_sizes, x.check_failures)
     };
@@ -475,17 +478,36 @@ fn run_thread(w: &Work<'_>, id: usize) -> Result<ThreadResult> {
     let mut r = ThreadResult::default();
     let mut ctx = Ctx { next_conform: id, ..Default::default() };
     let resettable: Vec<Kind> = w.kinds.iter().copied().filter(|k| matches!(k, Kind::Heap | Kind::Arena | Kind::Object)).collect();
-    // The mix: each kind, and conformance runs as one more choice.
-    let choices = w.kinds.len() + usize::from(!w.conform.is_empty());
     let per_thread = cfg.ops / cfg.threads as u64 + u64::from((id as u64) < cfg.ops % cfg.threads as u64);
+    // Conformance steps are owed one for every op of the kinds, divided
+    // among the kinds: they get the share of one kind.
+    let mut owed = 0u64;
+    let mut unreported = 0u64;
     loop {
-        if w.deadline.map_or(r.ops >= per_thread, |d| Instant::now() >= d) {
-            break;
+        let left = match w.deadline {
+            Some(d) if Instant::now() >= d => break,
+            Some(_) => u64::MAX,
+            None if r.ops >= per_thread => break,
+            None => per_thread - r.ops,
+        };
+        if unreported >= 256 {
+            w.bar.inc(unreported);
+            unreported = 0;
+        }
+        if !w.conform.is_empty() && conform_due(owed, w.kinds.len(), cfg.conform_ops) {
+            let a = &w.conform[ctx.next_conform % w.conform.len()];
+            ctx.next_conform += 1;
+            let steps = cfg.conform_ops.min(left);
+            let seed = rng.gen();
+            conform_one(&dev, a, seed, steps, cfg, &mut rng, &mut r);
+            r.ops += steps;
+            unreported += steps;
+            owed = 0;
+            continue;
         }
         r.ops += 1;
-        if r.ops % 256 == 0 {
-            w.bar.inc(256);
-        }
+        unreported += 1;
+        owed += 1;
         if !resettable.is_empty() && rng.gen_ratio(1, 256) {
             let kind = resettable[rng.gen_range(0..resettable.len())];
             reset(&dev, kind, &mut rng, &mut ctx, &mut live, &mut r);
@@ -493,14 +515,7 @@ fn run_thread(w: &Work<'_>, id: usize) -> Result<ThreadResult> {
         }
         let do_alloc = live.is_empty() || (live.len() < cfg.max_live && rng.gen_bool(0.55));
         if do_alloc {
-            let pick = rng.gen_range(0..choices);
-            let Some(&kind) = w.kinds.get(pick) else {
-                let a = &w.conform[ctx.next_conform % w.conform.len()];
-                ctx.next_conform += 1;
-                let seed = rng.gen();
-                conform_one(&dev, a, seed, cfg, &mut rng, &mut r);
-                continue;
-            };
+            let kind = w.kinds[rng.gen_range(0..w.kinds.len())];
             match alloc(&dev, kind, &mut rng, cfg, w.nr_policies, &mut ctx) {
                 Ok(handle) => {
                     let pattern: u32 = rng.gen();
@@ -519,6 +534,7 @@ fn run_thread(w: &Work<'_>, id: usize) -> Result<ThreadResult> {
             free_one(&dev, &l, &mut r);
         }
     }
+    w.bar.inc(unreported);
     for l in live.drain(..) {
         free_one(&dev, &l, &mut r);
     }
@@ -545,6 +561,13 @@ fn free_one(dev: &Device, l: &Live, r: &mut ThreadResult) {
         Err(e) if e.errno == libc::EUCLEAN => r.corrupt(format!("free {:?}: {e}", l.kind)),
         Err(e) => r.error(format!("free {:?}: {e}", l.kind)),
     }
+}
+
+/// Whether a conformance run is due after `owed` ops of `kinds` kinds
+/// since the last: conformance gets the share of one kind, all when there
+/// is no kind.
+pub fn conform_due(owed: u64, kinds: usize, conform_ops: u64) -> bool {
+    kinds == 0 || owed >= conform_ops * kinds as u64
 }
 
 /// The allocators of `conform` no run reached.
@@ -615,7 +638,8 @@ pub fn run(path: &Path, cfg: Config) -> Result<Summary> {
     let mut rng = SmallRng::seed_from_u64(thread_seed(cfg.seed, cfg.threads));
     for a in unreached(&conform, &sum.conform) {
         let seed = rng.gen();
-        conform_one(&dev, a, seed, &cfg, &mut rng, &mut last);
+        conform_one(&dev, a, seed, cfg.conform_ops, &cfg, &mut rng, &mut last);
+        last.ops += cfg.conform_ops;
     }
     merge(&mut sum, last);
     let secs = start.elapsed().as_secs_f64();
@@ -697,6 +721,32 @@ mod tests {
             }
         }
         assert!(own > 0);
+    }
+
+    #[test]
+    fn conformance_takes_one_kinds_share() {
+        // The loop's accounting, without a device.
+        let run = |total: u64, kinds: usize, c: u64| {
+            let (mut ops, mut owed, mut steps, mut runs) = (0u64, 0u64, 0u64, 0u64);
+            while ops < total {
+                if conform_due(owed, kinds, c) {
+                    let n = c.min(total - ops);
+                    (ops, steps, runs, owed) = (ops + n, steps + n, runs + 1, 0);
+                } else {
+                    (ops, owed) = (ops + 1, owed + 1);
+                }
+            }
+            (steps, runs)
+        };
+        // Five kinds: a sixth of the ops are conformance steps.
+        let (steps, runs) = run(60_000, 5, 256);
+        assert!((9_500..=10_500).contains(&steps), "{steps}");
+        assert_eq!(runs, steps.div_ceil(256));
+        // One kind: half.
+        let (steps, _) = run(10_000, 1, 100);
+        assert!((4_900..=5_100).contains(&steps), "{steps}");
+        // No kind: every op, the last run cut to what is left.
+        assert_eq!(run(1000, 0, 256), (1000, 4));
     }
 
     #[test]
