@@ -138,9 +138,6 @@ pub fn classify(e: &anyhow::Error) -> Class {
             return n.class();
         }
     }
-    if let Some(n) = e.downcast_ref::<Errno>() {
-        return n.class();
-    }
     Class::System
 }
 
