@@ -716,12 +716,14 @@ pub fn render(r: &Report) -> String {
         r.slub_tiny,
         r.sheaf_capacity_64
     );
+    let shape = if r.samples == 0 {
+        format!("{} repeats (samples per repeat not recorded)", r.repeats)
+    } else {
+        format!("{} repeats of {} samples of {} pairs", r.repeats, r.samples, r.ops)
+    };
     let _ = writeln!(
         s,
-        "{} repeats of {} samples of {} pairs; mean = mean of the repeats' means, spread = (max - min) / mean over repeats, sample min..max = fastest..slowest sample mean{}",
-        r.repeats,
-        r.samples,
-        r.ops,
+        "{shape}; mean = mean of the repeats' means, spread = (max - min) / mean over repeats, sample min..max = fastest..slowest sample mean{}",
         if r.latency { "; p50/p99 = single operations (--latency)" } else { "" }
     );
     let _ = write!(

@@ -73,15 +73,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The module, the pool, this fd, every cache and heap, every allocator.
+    ///
     /// ABI version, page size, pool size and this fd's usage; every slab
-    /// cache and heap; the allocator table.
+    /// cache and heap (RKALLOC_IOC_LIST); the allocator table.
     #[command(after_help = "Examples:
   rkctl info
   rkctl --json info > info.json        the same, with the table as \"allocators\"")]
     Info,
-    /// The module's allocator table (RKALLOC_IOC_ALLOCATORS): id, name,
-    /// class, size range, whether it frees one by one or all at once, its
-    /// kernel peer, its fit policy.
+    /// The module's allocator table.
+    ///
+    /// RKALLOC_IOC_ALLOCATORS: id, name, class, size range, whether it
+    /// frees one by one or all at once, whose it is (rkalloc's or the
+    /// kernel's), its kernel peer, its fit policy. Everything bench,
+    /// replay, stress and errors run comes from this table.
     #[command(after_help = "Examples:
   rkctl allocators
   rkctl --json allocators")]
@@ -95,9 +100,11 @@ enum Cmd {
         #[arg(long)]
         reset: bool,
     },
-    /// Threads run a random mix of allocations, filling and verifying each,
-    /// and conformance runs (RKALLOC_IOC_CONFORM) of the module's
-    /// allocators; fails on any corruption or unexpected errno.
+    /// Random allocations on many threads, verified, and conformance runs.
+    ///
+    /// Threads run a random mix of allocations, filling and verifying
+    /// each, and conformance runs (RKALLOC_IOC_CONFORM) of the module's
+    /// allocators; exits 4 on any corruption, 3 on an unexpected errno.
     #[command(after_help = "Kinds (-a): pool, heap (every policy of the module), arena, object, malloc;
 conform (a conformance run of every allocator of the table) or conform:NAME
 (of one; NAME from `rkctl allocators`). Default: all kinds and conform.
@@ -141,16 +148,20 @@ Examples:
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Exercise every documented error path, for every allocator and
-    /// policy of the module's tables; exits 3 on any deviation.
+    /// Check every documented error path.
+    ///
+    /// For every allocator and policy of the module's tables; exits 3 on
+    /// any deviation.
     #[command(after_help = "Examples:
   rkctl errors
   rkctl --json errors > errors.json")]
     Errors,
-    /// Compare every allocator of the module's table with its kernel peer
-    /// in this kernel (RKALLOC_IOC_BENCH): one table, JSON with --json,
-    /// plots with --plot. The matrix comes from the table (by class; sizes
-    /// outside an allocator's range are not run). Exits 3 if a row failed.
+    /// Compare every allocator with its kernel peer, in this kernel.
+    ///
+    /// RKALLOC_IOC_BENCH: one table, JSON with --json or --out, plots with
+    /// --plot. The matrix comes from the module's table (by class; each
+    /// row's baseline is its peer; sizes outside an allocator's range are
+    /// not run). Exits 3 if a row failed.
     #[command(after_help = "Columns: mean = mean of the repeats' means per alloc+free pair; spread =
 (max - min) / mean over repeats; sample min..max = fastest and slowest sample
 (means of --ops pairs, not single operations); with --latency, alloc and free
@@ -222,13 +233,14 @@ Examples:
         report: PathBuf,
         out: PathBuf,
     },
-    /// Drive heaps and the arena step by step on one fd (steps:
-    /// create:POLICY[:debug][:flagsN][:BYTES], alloc:BYTES,
+    /// Drive heaps and the arena step by step on one fd.
+    ///
+    /// Steps: create:POLICY[:debug][:flagsN][:BYTES], alloc:BYTES,
     /// arena:BYTES[:ALIGN], free:N, verify:N, reset, destroy, arena-reset,
-    /// show, check; `=ERRNO` expects a failure). POLICY is a policy name
-    /// of the module (`best-fit`), its short form (`best`) or an id. Every
-    /// step is checked before the first runs. Exits 3 on a deviation, 4 on
-    /// a corrupted allocation.
+    /// show, check; `=ERRNO` expects a failure. POLICY is a policy name
+    /// of the module (`best-fit`), its short form (`best`) or an id.
+    /// Every step is checked before the first runs. Exits 3 on a
+    /// deviation, 4 on a corrupted allocation.
     #[command(after_help = "Examples:
   rkctl heap create:best-fit alloc:100 alloc:5000 free:0 show
   rkctl heap create:segregated:debug alloc:64 reset free:0=EINVAL destroy
@@ -238,10 +250,13 @@ Examples:
         #[arg(required = true)]
         steps: Vec<String>,
     },
-    /// Replay an allocation trace (`a ID SIZE` / `f ID` lines) in the
-    /// kernel against every allocator of the table that can serve it:
-    /// ops/s, peak footprint, internal and external fragmentation. Exits 3
-    /// if the kernel refused a replay the table says it can serve.
+    /// Replay an allocation trace on every allocator that can serve it.
+    ///
+    /// The trace (`a ID SIZE` / `f ID` lines) runs in the kernel
+    /// (RKALLOC_IOC_REPLAY) on every allocator of the table whose range
+    /// holds its sizes and that frees one by one: ops/s, peak footprint,
+    /// internal and external fragmentation. Exits 3 if the kernel refused
+    /// a replay the table says it can serve.
     #[command(after_help = "Examples:
   rkctl replay /rkalloc/tests/traces/synth-phased.trace
   rkctl replay -a heap_first,heap_best -r 5 t.trace
@@ -287,8 +302,9 @@ Examples:
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Write the man pages: rkctl.1 and rkctl-SUBCOMMAND.1 for each
-    /// subcommand.
+    /// Write the man pages.
+    ///
+    /// rkctl.1, and rkctl-SUBCOMMAND.1 for each subcommand.
     #[command(after_help = "Examples:
   rkctl man out/man
   man -l out/man/rkctl-bench.1")]
@@ -297,9 +313,10 @@ Examples:
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
-    /// The pool's occupancy, one cell per page (free, per-CPU, or used by
-    /// owner or order), from the binary debugfs map: a summary, and an SVG
-    /// with --out.
+    /// The pool's occupancy, one cell per page.
+    ///
+    /// Free, per-CPU, or used by owner or order, from the binary debugfs
+    /// map: a summary, and an SVG or PNG with --out.
     #[command(after_help = "Examples:
   rkctl map --out m.svg
   rkctl map --by order --out m.png --save m.bin

@@ -2,7 +2,7 @@
 //! the timing mode and its unit: the mean per alloc+free pair of every
 //! single-CPU case with the sample min..max as a whisker; the 64 B object
 //! batch sweep as one curve per allocator and pattern; with several CPU
-//! counts, throughput scaling over one CPU with the repeats' range.
+//! counts, throughput over one CPU for each case with the repeats' range.
 use crate::bench::{axis_unit, Report, Row};
 use crate::canvas::{self, Picture};
 use anyhow::Result;
@@ -11,6 +11,8 @@ use plotters::prelude::*;
 use std::{collections::BTreeMap, path::Path};
 
 const GREY: RGBColor = RGBColor(120, 120, 120);
+/// The kernel's allocators: greys, told apart in the sweep's curves.
+const GREYS: [RGBColor; 3] = [GREY, RGBColor(60, 60, 60), RGBColor(170, 170, 170)];
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
@@ -24,15 +26,31 @@ const PALETTE: [RGBColor; 8] = [
 /// Reports of ABI v1 carry no table: the kernel's allocators by name.
 const KERNEL_V1: &[&str] = &["alloc_pages", "kmem_cache", "kmalloc", "vmalloc", "kvmalloc"];
 
-/// Grey for the kernel's allocators, a colour of the palette for each of
-/// rkalloc's, by its place in the report's table.
-fn color(r: &Report, alloc: &str) -> RGBColor {
-    match r.allocators.iter().position(|a| a.name == alloc) {
-        Some(i) if r.allocators[i].is_kernel() => GREY,
-        Some(i) => PALETTE[r.allocators[..i].iter().filter(|a| !a.is_kernel()).count() % PALETTE.len()],
-        None if KERNEL_V1.contains(&alloc) => GREY,
-        None => PALETTE[alloc.bytes().map(usize::from).sum::<usize>() % PALETTE.len()],
+/// Grey for the kernel's allocators; for rkalloc's, the palette in the
+/// order they first appear in the report's table (or, in a report without
+/// one, in its rows).
+fn colors(r: &Report) -> BTreeMap<String, RGBColor> {
+    let kernel = |name: &str| match r.allocators.iter().find(|a| a.name == name) {
+        Some(a) => a.is_kernel(),
+        None => KERNEL_V1.contains(&name),
+    };
+    let names = r.allocators.iter().map(|a| a.name.as_str()).chain(r.rows.iter().map(|x| x.case.allocator.as_str()));
+    let mut m = BTreeMap::new();
+    let (mut own, mut theirs) = (0, 0);
+    for n in names {
+        if m.contains_key(n) {
+            continue;
+        }
+        let c = if kernel(n) {
+            theirs += 1;
+            GREYS[(theirs - 1) % GREYS.len()]
+        } else {
+            own += 1;
+            PALETTE[(own - 1) % PALETTE.len()]
+        };
+        m.insert(n.to_string(), c);
     }
+    m
 }
 
 /// A curve of the batch sweep: (batch, mean per pair), by batch.
@@ -64,25 +82,36 @@ pub fn draw(r: &Report, out: &Path) -> Result<()> {
     if rows.is_empty() {
         return Err(crate::error::usage("the report has no successful rows to plot"));
     }
-    let cpu_counts: Vec<usize> = {
-        let mut v: Vec<usize> = r.rows.iter().map(|x| x.cpus).collect();
-        v.sort();
-        v.dedup();
-        v
-    };
     let sweep = sweep(r, cpus);
-    let bars = 120 + 18 * rows.len() as u32;
-    let height = bars + if sweep.is_empty() { 0 } else { 460 } + if cpu_counts.len() > 1 { 460 } else { 0 };
-    canvas::render(out, (1200, height), &Plot { r, rows, cpus, cpu_counts, sweep, bars })
+    let scaled: Vec<&Row> = r.rows.iter().filter(|x| x.scaling.is_some() && !x.case.pattern.contains("cross")).collect();
+    let bars = bars_height(rows.len());
+    let height = bars + if sweep.is_empty() { 0 } else { 460 } + if scaled.is_empty() { 0 } else { bars_height(scaled.len()) };
+    canvas::render(out, (1200, height), &Plot { r, rows, cpus, sweep, scaled, bars, colors: colors(r) })
 }
 
 struct Plot<'a> {
     r: &'a Report,
     rows: Vec<&'a Row>,
     cpus: usize,
-    cpu_counts: Vec<usize>,
     sweep: BTreeMap<(String, String), Curve>,
+    /// Rows with a scaling over 1 CPU (not cross-CPU: its work moves).
+    scaled: Vec<&'a Row>,
     bars: u32,
+    colors: BTreeMap<String, RGBColor>,
+}
+
+impl Plot<'_> {
+    fn color(&self, alloc: &str) -> RGBColor {
+        self.colors.get(alloc).copied().unwrap_or(GREY)
+    }
+}
+
+/// A bar: its value, its whisker (low, high), its colour.
+type Bar = (f64, Option<(f64, f64)>, RGBColor);
+
+/// Height of a horizontal bar chart of `n` bars.
+fn bars_height(n: usize) -> u32 {
+    120 + 18 * n as u32
 }
 
 impl Picture for Plot<'_> {
@@ -90,51 +119,36 @@ impl Picture for Plot<'_> {
     where
         DB::ErrorType: 'static,
     {
-        let Plot { r, rows, cpus, cpu_counts, sweep, bars } = self;
+        let Plot { r, rows, cpus, sweep, scaled, bars, .. } = self;
         let unit = axis_unit(&r.mode);
-        let n = rows.len();
         root.fill(&WHITE)?;
         let (top, rest) = root.split_vertically(*bars);
         let (middle, bottom) = rest.split_vertically(if sweep.is_empty() { 0 } else { 460 });
-        let max = rows.iter().map(|x| x.sample_max_ns.or(x.ns_per_op).unwrap_or(1.0)).fold(1.0, f64::max) * 1.5;
         let build = if r.build.is_empty() { String::new() } else { format!("; {}", r.build) };
-        let mut chart = ChartBuilder::on(&top)
-            .caption(
-                format!("mean per alloc+free pair, {cpus} CPU ({} mode{build}); whisker: sample min..max; grey = kernel", r.mode),
-                ("sans-serif", 16),
-            )
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(440)
-            .build_cartesian_2d((1.0..max).log_scale(), 0..n)?;
-        let labels: Vec<String> = rows
+        let label = |x: &Row| {
+            let batch = if x.case.batch > 1 { format!(" x{}", x.case.batch) } else { String::new() };
+            format!("{}{batch} | {}", x.case.group, x.case.allocator)
+        };
+
+        // Means with the sample min..max, log scale.
+        let max = rows.iter().map(|x| x.sample_max_ns.or(x.ns_per_op).unwrap_or(1.0)).fold(1.0, f64::max) * 1.5;
+        let labels: Vec<String> =
+            rows.iter().map(|x| format!("{}{}", label(x), x.ratio.map_or(String::new(), |v| format!(" ({v:.2}x)")))).collect();
+        let bars: Vec<Bar> = rows
             .iter()
             .map(|x| {
-                let ratio = x.ratio.map_or(String::new(), |v| format!(" ({v:.2}x)"));
-                let batch = if x.case.batch > 1 { format!(" x{}", x.case.batch) } else { String::new() };
-                format!("{}{batch} | {}{ratio}", x.case.group, x.case.allocator)
+                let whisker = x.sample_min_ns.zip(x.sample_max_ns).map(|(lo, hi)| (lo.max(1.0), hi.max(1.0)));
+                (x.ns_per_op.unwrap_or(1.0).max(1.0), whisker, self.color(&x.case.allocator))
             })
             .collect();
-        chart
-            .configure_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|i| labels.get(*i).cloned().unwrap_or_default())
-            .x_desc(format!("{unit} per pair, log scale"))
-            .draw()?;
-        chart.draw_series(rows.iter().enumerate().map(|(i, x)| {
-            Rectangle::new([(1.0, i), (x.ns_per_op.unwrap_or(1.0).max(1.0), i + 1)], color(r, &x.case.allocator).filled())
-        }))?;
-        // Whiskers: the fastest and slowest sample, on a finer y axis.
-        let whiskers: Vec<(f64, f64, usize)> =
-            rows.iter().enumerate().filter_map(|(i, x)| Some((x.sample_min_ns?.max(1.0), x.sample_max_ns?.max(1.0), i))).collect();
-        let mut fine = ChartBuilder::on(&top)
-            .caption(" ", ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(440)
-            .build_cartesian_2d((1.0..max).log_scale(), 0.0..n as f64)?;
-        fine.draw_series(
-            whiskers.into_iter().map(|(lo, hi, i)| PathElement::new(vec![(lo, i as f64 + 0.5), (hi, i as f64 + 0.5)], BLACK.stroke_width(1))),
+        bar_chart(
+            &top,
+            format!("mean per alloc+free pair, {cpus} CPU ({} mode{build}); whisker: sample min..max; grey = kernel", r.mode),
+            format!("{unit} per pair, log scale"),
+            (1.0..max).log_scale(),
+            1.0,
+            &labels,
+            &bars,
         )?;
 
         if !sweep.is_empty() {
@@ -144,11 +158,19 @@ impl Picture for Plot<'_> {
                 .margin(20)
                 .x_label_area_size(36)
                 .y_label_area_size(70)
-                .build_cartesian_2d((32u32..8192u32).log_scale(), 0.0..ymax)?;
-            chart.configure_mesh().x_desc("objects held at once (batch)").y_desc(format!("{unit} per pair")).draw()?;
+                .build_cartesian_2d(5.5f64..12.5f64, 0.0..ymax)?;
+            // x is log2 of the batch, labelled with the batch at powers of two.
+            chart
+                .configure_mesh()
+                .x_labels(8)
+                .x_label_formatter(&|v| if v.fract() == 0.0 { format!("{}", 1u64 << *v as u32) } else { String::new() })
+                .x_desc("objects held at once (batch), log scale")
+                .y_desc(format!("{unit} per pair"))
+                .draw()?;
             for ((alloc, pattern), pts) in sweep.iter() {
-                let c = color(r, alloc);
+                let c = self.color(alloc);
                 let style = if pattern == "batch" { c.stroke_width(2) } else { c.stroke_width(1) };
+                let pts: Vec<(f64, f64)> = pts.iter().map(|&(b, ns)| (f64::from(b).log2(), ns)).collect();
                 chart
                     .draw_series(LineSeries::new(pts.iter().copied(), style))?
                     .label(format!("{alloc} {pattern}"))
@@ -158,42 +180,67 @@ impl Picture for Plot<'_> {
             chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
         }
 
-        if let [.., last] = cpu_counts[..] {
-            if cpu_counts.len() > 1 {
-                let scaled: Vec<&Row> = r.rows.iter().filter(|x| x.scaling.is_some() && !x.case.pattern.contains("cross")).collect();
-                let top = scaled.iter().filter_map(|x| x.scaling.as_ref().map(|s| s.high)).fold(last as f64, f64::max) + 0.5;
-                let mut chart = ChartBuilder::on(&bottom)
-                    .caption(
-                        format!("throughput on N CPUs over 1 CPU ({} mode; bars: slowest..fastest repeat)", r.mode),
-                        ("sans-serif", 16),
-                    )
-                    .margin(20)
-                    .x_label_area_size(36)
-                    .y_label_area_size(60)
-                    .build_cartesian_2d(1usize..last, 0.0..top)?;
-                chart.configure_mesh().x_desc("CPUs").y_desc("pairs/s over 1 CPU").draw()?;
-                let mut series: BTreeMap<(String, String, u32), Vec<&Row>> = BTreeMap::new();
-                for x in &scaled {
-                    series.entry((x.case.group.clone(), x.case.allocator.clone(), x.case.batch)).or_default().push(x);
-                }
-                for ((group, alloc, _), xs) in series {
-                    let c = color(r, &alloc);
-                    let mut pts = vec![(1usize, 1.0)];
-                    pts.extend(xs.iter().filter_map(|x| x.scaling.as_ref().map(|s| (x.cpus, s.ratio))));
-                    chart
-                        .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
-                        .label(format!("{group} {alloc}"))
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], c));
-                    chart.draw_series(xs.iter().filter_map(|x| {
-                        let s = x.scaling.as_ref()?;
-                        Some(PathElement::new(vec![(x.cpus, s.low), (x.cpus, s.high)], c.stroke_width(1)))
-                    }))?;
-                }
-                chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
-            }
+        if !scaled.is_empty() {
+            let labels: Vec<String> = scaled.iter().map(|x| format!("{} ({} CPUs)", label(x), x.cpus)).collect();
+            let bars: Vec<Bar> = scaled
+                .iter()
+                .filter_map(|x| x.scaling.as_ref().map(|s| (s.ratio, Some((s.low, s.high)), self.color(&x.case.allocator))))
+                .collect();
+            let top = bars.iter().map(|b| b.1.map_or(b.0, |w| w.1)).fold(2.0, f64::max) * 1.1;
+            bar_chart(
+                &bottom,
+                format!("throughput on N CPUs over 1 CPU ({} mode); whisker: slowest..fastest repeat", r.mode),
+                "pairs/s over 1 CPU (N = ideal)".into(),
+                0.0..top,
+                0.0,
+                &labels,
+                &bars,
+            )?;
         }
         Ok(())
     }
+}
+
+/// A horizontal bar chart, one labelled bar per row from `base`, each with
+/// an optional whisker, on the x axis `x`.
+fn bar_chart<DB: DrawingBackend, X>(
+    area: &DrawingArea<DB, Shift>,
+    caption: String,
+    x_desc: String,
+    x: X,
+    base: f64,
+    labels: &[String],
+    bars: &[Bar],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+    X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let n = bars.len();
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(440)
+        .build_cartesian_2d(x, (0..n).into_segmented())?;
+    chart
+        .configure_mesh()
+        .y_labels(n)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => labels.get(*i).cloned().unwrap_or_default(),
+            SegmentValue::Last => String::new(),
+        })
+        .x_desc(x_desc)
+        .draw()?;
+    chart.draw_series(
+        bars.iter().enumerate().map(|(i, &(v, _, c))| Rectangle::new([(base, SegmentValue::Exact(i)), (v, SegmentValue::Exact(i + 1))], c.filled())),
+    )?;
+    chart.draw_series(bars.iter().enumerate().filter_map(|(i, &(_, w, _))| {
+        let (lo, hi) = w?;
+        Some(PathElement::new(vec![(lo, SegmentValue::CenterOf(i)), (hi, SegmentValue::CenterOf(i))], BLACK.stroke_width(1)))
+    }))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -224,6 +271,49 @@ mod tests {
         let s = svg_of(&r);
         assert!(s.contains("ns of real time (UML, native) per pair"));
         assert!(s.contains("clang 19, -mcmodel=large"));
+    }
+
+    /// A report of the synthetic table's quick matrix on 1 and 2 CPUs,
+    /// with made-up but distinct figures.
+    fn full_report() -> Report {
+        let t = crate::table::synthetic::table();
+        let (cases, skipped) = crate::bench::matrix(&t, &crate::bench::Spec { quick: true, page_size: 4096, nr_cpus: 2 });
+        let mut rows = Vec::new();
+        for (i, c) in cases.into_iter().enumerate() {
+            for cpus in [1usize, 2] {
+                let ps = 100_000 + 37_000 * (i as u64 % 11) + 20_000 * c.batch.ilog2() as u64;
+                let reps = (0..3u64).map(|r| (0..cpus).map(|_| sample(ps + 5_000 * r)).collect()).collect();
+                rows.push(row(c.clone(), cpus, Ok(reps)));
+            }
+        }
+        finish(&mut rows);
+        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/icount.json")).unwrap();
+        r.mode = "uml-native".into();
+        r.build = "clang 19, -mcmodel=large".into();
+        r.allocators = t;
+        r.skipped = skipped;
+        r.rows = rows;
+        r
+    }
+
+    #[test]
+    fn a_full_report_plots_in_both_formats() {
+        let r = full_report();
+        let s = svg_of(&r);
+        for text in ["uml-native mode", "batch size sweep", "throughput on N CPUs over 1 CPU", "ns of real time (UML, native) per pair"] {
+            assert!(s.contains(text), "no {text:?} in the plot");
+        }
+        let out = std::env::temp_dir().join(format!("rkctl-full-{}.png", std::process::id()));
+        draw(&r, &out).unwrap();
+        let len = std::fs::metadata(&out).unwrap().len();
+        std::fs::remove_file(&out).ok();
+        assert!(len > 20_000, "{len} bytes");
+        // Kernel allocators are grey, rkalloc's each have a colour.
+        let c = colors(&r);
+        assert!(GREYS.contains(&c["kmalloc"]) && GREYS.contains(&c["alloc_pages"]));
+        assert_ne!(c["kmalloc"], c["kmem_cache"]);
+        assert!(!GREYS.contains(&c["rk_pool"]));
+        assert_ne!(c["rk_pool"], c["rk_slab"]);
     }
 
     #[test]

@@ -212,9 +212,10 @@ pub fn short_policy(name: &str) -> &str {
 
 /// A policy named by the user: a name of the table (`best-fit`), its short
 /// form (`best`), or a number, which goes to the kernel as it is (so that
-/// `create:9=EINVAL` can test the kernel's check).
+/// `create:9=EINVAL` can test the kernel's check). Names compare by their
+/// short forms, so `best-fit` also finds a policy the module calls `best`.
 pub fn parse_policy(word: &str, policies: &[Policy]) -> anyhow::Result<u32> {
-    if let Some(p) = policies.iter().find(|p| p.name == word || short_policy(&p.name) == word) {
+    if let Some(p) = policies.iter().find(|p| short_policy(&p.name) == short_policy(word)) {
         return Ok(p.id);
     }
     if let Ok(n) = word.parse::<u32>() {
@@ -465,6 +466,12 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("unknown policy \"fastest-fit\""), "{msg}");
         assert!(msg.contains("first-fit (first)") && msg.contains("worst-fit (worst)"), "{msg}");
+        // A module that names its policies without "-fit".
+        let bare = [Policy { id: 0, name: "first".into() }, Policy { id: 1, name: "tlsf".into() }];
+        assert_eq!(parse_policy("first-fit", &bare).unwrap(), 0);
+        assert_eq!(parse_policy("tlsf", &bare).unwrap(), 1);
+        assert!(parse_policy("tlsf-fit", &bare).is_ok());
+        assert!(parse_policy("fit", &bare).is_err());
         // Without the table's worst-fit, its name is unknown.
         assert!(parse_policy("worst", &policies(&table())).is_err());
     }
