@@ -607,9 +607,11 @@ fn read_trim(p: &str) -> String {
 
 /// Runs the matrix and returns the report.
 pub fn run(path: &Path, opt: &Options, progress: bool) -> Result<Report> {
-    let dev = Device::open(path)?;
-    let info = dev.info()?;
-    let table = dev.allocators()?;
+    // Only the runs' own fds stay open while they run.
+    let (info, table) = {
+        let dev = Device::open(path)?;
+        (dev.info()?, dev.allocators()?)
+    };
     if let Some(&n) = opt.cpus.iter().find(|&&n| n == 0 || n > info.nr_cpus as usize) {
         return Err(error::usage(format!("--cpus {n}: the guest has {} CPUs online", info.nr_cpus)));
     }

@@ -577,9 +577,12 @@ pub fn unreached<'a>(conform: &'a [Allocator], done: &BTreeMap<String, ConformSt
 
 /// Runs the stress test.
 pub fn run(path: &Path, cfg: Config) -> Result<Summary> {
-    let dev = Device::open(path)?;
-    let table = dev.allocators()?;
-    let nr_policies = dev.info()?.nr_policies;
+    // No fd of ours stays open while the threads run: each thread's is
+    // the only one (t-kill counts them).
+    let (table, nr_policies) = {
+        let dev = Device::open(path)?;
+        (dev.allocators()?, dev.info()?.nr_policies)
+    };
     let (kinds, conform) = resolve(&cfg.targets, &table)?;
     if cfg.threads == 0 {
         return Err(error::usage("stress needs at least one thread"));
@@ -635,6 +638,7 @@ pub fn run(path: &Path, cfg: Config) -> Result<Summary> {
         merge(&mut sum, r?);
     }
     // Every allocator asked for gets a run, however short the mix was.
+    let dev = Device::open(path)?;
     let mut rng = SmallRng::seed_from_u64(thread_seed(cfg.seed, cfg.threads));
     for a in unreached(&conform, &sum.conform) {
         let seed = rng.gen();
