@@ -66,7 +66,8 @@ Exit status:
      heap, or corruption found by stress
   5  rkctl cannot run: /dev/rkalloc missing or not accessible (root only), a
      module of another ABI version, an output file that cannot be written
-(2 is never used.)";
+(2 is never used. Output into a pipe closed early, as in `rkctl ... | head`,
+ends rkctl by SIGPIPE, which shells report as 141.)";
 
 /// An error that knows its class.
 #[derive(Debug)]

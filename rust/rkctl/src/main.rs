@@ -16,7 +16,8 @@
 //!      heap, or corruption found by stress
 //!   5  rkctl cannot run: /dev/rkalloc missing or not accessible (root only), a
 //!      module of another ABI version, an output file that cannot be written
-//! (2 is never used.)
+//! (2 is never used. Output into a pipe closed early, as in `rkctl ... | head`,
+//! ends rkctl by SIGPIPE, which shells report as 141.)
 //! ```
 //!
 //! clap's own usage errors exit 1 like rkctl's; `--help` and `--version`
@@ -401,6 +402,13 @@ fn print<T: Serialize>(json: bool, v: &T) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: restoring the default action of SIGPIPE, before any thread
+    // starts, touches no Rust state. Rust ignores SIGPIPE, so a write to a
+    // closed pipe (`rkctl gen-trace | head`) would panic in print!; with
+    // the default action rkctl ends quietly as C tools do.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

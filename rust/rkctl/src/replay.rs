@@ -429,7 +429,8 @@ fn power_law(rng: &mut SmallRng, lo: f64, hi: f64, alpha: f64) -> f64 {
 pub fn generate(shape: Shape, allocs: usize, seed: u64) -> String {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut out = String::new();
-    let _ = writeln!(out, "# rkctl gen-trace {shape:?} --allocs {allocs} --seed {seed}");
+    let name = clap::ValueEnum::to_possible_value(&shape).map_or_else(|| format!("{shape:?}"), |v| v.get_name().to_string());
+    let _ = writeln!(out, "# rkctl gen-trace {name} --allocs {allocs} --seed {seed}");
     // Deaths by op index: (time, id).
     let mut deaths: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64)>> = Default::default();
     for i in 0..allocs as u64 {
@@ -571,6 +572,8 @@ mod tests {
             assert!(t.max_size <= 65536);
             // Same seed, same trace.
             assert_eq!(text, generate(shape, 3000, 7));
+            // The header is a command that makes it again.
+            assert!(text.starts_with("# rkctl gen-trace ") && !text.lines().next().unwrap().contains(char::is_uppercase));
         }
     }
 }
