@@ -183,6 +183,7 @@ pub struct Spec {
 
 /// Page orders timed as hot pairs.
 const PAGE_ORDERS: &[u32] = &[0, 3, 6, 9];
+/// Page orders of `--quick`.
 const PAGE_ORDERS_QUICK: &[u32] = &[0, 3];
 /// Blocks held at once by the page batch and random-lifetime rows.
 pub const PAGE_BATCH: u32 = 1024;
@@ -193,13 +194,21 @@ const PAGE_BATCH_MAX_PAGES: u64 = 8192;
 /// Batch sizes swept for the 64 B object rows: around the objects each
 /// side caches per CPU (rk_slab about 1440, SLUB's sheaves some hundreds).
 pub const OBJECT_BATCHES: &[u32] = &[64, 256, 1024, 4096];
+/// The object size of the object rows.
 const OBJECT_BYTES: u64 = 64;
+/// Objects live at once in the 64 B random-lifetime rows.
 const RANDOM_LIFE_LIVE: u32 = 1024;
+/// Objects in flight between CPUs in the cross-CPU rows.
 const CROSS_CPU_BATCH: u32 = 256;
+/// Sizes of the kmalloc-style rows: the size classes and a 16 KiB buffer.
 const MALLOC_SIZES: &[u64] = &[8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192, 16384];
+/// Sizes of the kmalloc-style rows of `--quick`.
 const MALLOC_SIZES_QUICK: &[u64] = &[8, 256, 4096];
+/// Sizes of the heap rows.
 const HEAP_SIZES: &[u64] = &[64, 256, 2048];
+/// Sizes of the heap rows of `--quick`.
 const HEAP_SIZES_QUICK: &[u64] = &[256];
+/// Blocks live at once in the heap rows.
 const HEAP_LIVE: u32 = 512;
 
 /// The patterns by their report names.
@@ -211,6 +220,7 @@ pub const PATTERNS: &[(&str, u32)] = &[
     ("cross_cpu", uapi::RKALLOC_BENCH_CROSS_CPU),
 ];
 
+/// The `RKALLOC_BENCH_*` value of a pattern name.
 fn pattern_id(name: &str) -> Option<u32> {
     PATTERNS.iter().find(|(n, _)| *n == name).map(|&(_, id)| id)
 }
@@ -379,6 +389,7 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// What the kernel wrote into `a`.
     fn of(a: &uapi::rkalloc_bench, latency: bool) -> Self {
         Sample {
             mean_ps: a.mean_ps,
@@ -420,6 +431,7 @@ pub fn measure(repeats: u32, mut run: impl FnMut(u32) -> Result<Vec<Sample>>) ->
     Ok(done)
 }
 
+/// The median of `v` (sorted in place); NaN for none.
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -517,6 +529,7 @@ pub fn finish(rows: &mut [Row]) {
     }
 }
 
+/// One `RKALLOC_IOC_BENCH` of case `c` on allocator `id`.
 fn run_once(dev: &Device, id: u32, c: &Case, opt: &Options) -> Result<Sample> {
     let pattern = pattern_id(&c.pattern).with_context(|| format!("unknown pattern {}", c.pattern))?;
     let mut a = uapi::rkalloc_bench {
@@ -554,6 +567,7 @@ fn run_parallel(path: &Path, id: u32, c: &Case, opt: &Options, cpus: usize) -> R
     })
 }
 
+/// Pins the calling thread to `cpu`, if the kernel lets it.
 fn pin_to(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it;
     // sched_setaffinity reads it. Failure only means no pinning.
@@ -601,6 +615,7 @@ pub fn axis_unit(mode: &str) -> &'static str {
     }
 }
 
+/// A small kernel file, trimmed; `unknown` when it cannot be read.
 fn read_trim(p: &str) -> String {
     std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
 }

@@ -91,6 +91,7 @@ pub trait Arg: Default {
     fn set_size(&mut self);
 }
 
+/// Implements [`Arg`] for each UAPI struct named.
 macro_rules! args {
     ($($t:ty),* $(,)?) => {$(
         impl Arg for $t {

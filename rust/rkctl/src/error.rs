@@ -84,6 +84,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// An [`Error`] of `class` as an `anyhow::Error`.
 fn new(class: Class, msg: impl fmt::Display) -> anyhow::Error {
     anyhow::Error::new(Error { class, msg: msg.to_string() })
 }

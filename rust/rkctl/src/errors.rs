@@ -22,6 +22,7 @@ pub struct Case {
 
 /// What a call returned, as a case names it: `success` or the errno's name.
 pub trait Outcome {
+    /// `success`, or the errno's name.
     fn outcome(self) -> String;
 }
 
@@ -101,6 +102,7 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// Reads the tables from the module.
     fn of(dev: &Device) -> Result<Self> {
         let allocators = dev.allocators()?;
         let nr_policies = dev.info()?.nr_policies;

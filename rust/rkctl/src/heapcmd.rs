@@ -34,6 +34,7 @@ use crate::{
 use anyhow::Result;
 use std::path::Path;
 
+/// rkalloc's debugfs directory.
 const DEBUGFS: &str = "/sys/kernel/debug/rkalloc";
 
 /// The pattern of the `i`-th allocation.
@@ -65,6 +66,7 @@ pub struct Step {
     pub expect: String,
 }
 
+/// The number `s` of step `step`, or a usage error.
 fn num<T: std::str::FromStr>(s: Option<&str>, step: &str) -> Result<T> {
     let Some(s) = s else { return Err(error::usage(format!("step {step:?}: a number is missing"))) };
     s.parse().map_err(|_| error::usage(format!("step {step:?}: {s:?} is not a number")))

@@ -59,6 +59,7 @@ fn after_help() -> String {
     )
 }
 
+/// rkctl's command line.
 #[derive(Parser)]
 #[command(version, about = "Drive rkalloc's allocators through /dev/rkalloc", after_help = after_help())]
 struct Cli {
@@ -72,6 +73,7 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// The subcommands.
 #[derive(Subcommand)]
 enum Cmd {
     /// The module, the pool, this fd, every cache and heap, every allocator.
@@ -355,6 +357,7 @@ struct ListEntry {
 }
 
 impl ListEntry {
+    /// The entry as the kernel wrote it.
     fn of(e: &uapi::rkalloc_list_entry) -> Self {
         let name: Vec<u8> = e.name.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
         ListEntry {
@@ -373,6 +376,7 @@ impl ListEntry {
     }
 }
 
+/// `RKALLOC_IOC_INFO`, as `rkctl info` shows it.
 #[derive(Serialize)]
 struct Info {
     abi_version: u32,
@@ -389,6 +393,7 @@ struct Info {
     fd_cap_bytes: u64,
 }
 
+/// Prints `v` as JSON, or as `key: value` lines.
 fn print<T: Serialize>(json: bool, v: &T) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(v)?);
@@ -453,6 +458,7 @@ fn write_out(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).class(Class::System, || format!("cannot write {}", path.display()))
 }
 
+/// Runs the subcommand `cli` names.
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Info => {

@@ -10,9 +10,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::{collections::BTreeMap, path::Path};
 
+/// The kernel's allocators.
 const GREY: RGBColor = RGBColor(120, 120, 120);
 /// The kernel's allocators: greys, told apart in the sweep's curves.
 const GREYS: [RGBColor; 3] = [GREY, RGBColor(60, 60, 60), RGBColor(170, 170, 170)];
+/// rkalloc's allocators, in table order.
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
@@ -89,6 +91,7 @@ pub fn draw(r: &Report, out: &Path) -> Result<()> {
     canvas::render(out, (1200, height), &Plot { r, rows, cpus, sweep, scaled, bars, colors: colors(r) })
 }
 
+/// A report's plots, with what they show.
 struct Plot<'a> {
     r: &'a Report,
     rows: Vec<&'a Row>,
@@ -101,6 +104,7 @@ struct Plot<'a> {
 }
 
 impl Plot<'_> {
+    /// The colour of an allocator.
     fn color(&self, alloc: &str) -> RGBColor {
         self.colors.get(alloc).copied().unwrap_or(GREY)
     }

@@ -176,6 +176,7 @@ pub struct ConformStats {
 }
 
 impl ConformStats {
+    /// Adds a run's counts.
     fn add(&mut self, a: &uapi::rkalloc_conform) {
         self.allocs += a.allocs;
         self.frees += a.frees;
@@ -185,6 +186,7 @@ impl ConformStats {
         self.check_failures += a.check_failures;
     }
 
+    /// Adds another's totals.
     fn merge(&mut self, o: &ConformStats) {
         self.runs += o.runs;
         self.steps += o.steps;
@@ -241,12 +243,14 @@ impl Summary {
     }
 }
 
+/// A live allocation and the pattern it was filled with.
 struct Live {
     kind: Kind,
     handle: u64,
     pattern: u32,
 }
 
+/// What one thread found.
 #[derive(Default)]
 struct ThreadResult {
     per: BTreeMap<Kind, PerKind>,
@@ -270,6 +274,7 @@ impl ThreadResult {
         self.note(what);
     }
 
+    /// Keeps the first errors for the report.
     fn note(&mut self, what: String) {
         if self.errors.len() < 20 {
             self.errors.push(what);
@@ -277,6 +282,7 @@ impl ThreadResult {
     }
 }
 
+/// One allocation of `kind`, of a random size.
 fn alloc(dev: &Device, kind: Kind, rng: &mut SmallRng, cfg: &Config, nr_policies: u32, ctx: &mut Ctx) -> Result<u64, Errno> {
     match kind {
         Kind::Pool => {
@@ -446,6 +452,7 @@ fn reset(dev: &Device, kind: Kind, rng: &mut SmallRng, ctx: &mut Ctx, live: &mut
     }
 }
 
+/// Verifies one allocation's pattern.
 fn verify_one(dev: &Device, kind: Kind, handle: u64, pattern: u32, r: &mut ThreadResult) {
     match dev.verify(handle, pattern) {
         Ok((bytes, 0)) => r.per.entry(kind).or_default().bytes_verified += bytes,
@@ -466,10 +473,12 @@ struct Work<'a> {
     bar: &'a ProgressBar,
 }
 
+/// The seed of thread `id`.
 fn thread_seed(seed: u64, id: usize) -> u64 {
     seed.wrapping_add(id as u64 * 0x9e37_79b9)
 }
 
+/// One thread's run, on its own fd.
 fn run_thread(w: &Work<'_>, id: usize) -> Result<ThreadResult> {
     let cfg = w.cfg;
     let dev = Device::open(w.path)?;
@@ -550,6 +559,7 @@ fn run_thread(w: &Work<'_>, id: usize) -> Result<ThreadResult> {
     Ok(r)
 }
 
+/// Verifies and frees one allocation.
 fn free_one(dev: &Device, l: &Live, r: &mut ThreadResult) {
     verify_one(dev, l.kind, l.handle, l.pattern, r);
     if l.kind == Kind::Arena {

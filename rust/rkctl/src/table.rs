@@ -88,6 +88,7 @@ fn cstr(field: &[c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// Whether a name field holds its terminating NUL.
 fn has_nul(field: &[c_char]) -> bool {
     field.contains(&0)
 }

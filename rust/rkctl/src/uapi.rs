@@ -35,6 +35,7 @@ pub mod cmd {
         static rkctl_cmd_allocators: u32;
         static rkctl_cmd_conform: u32;
     }
+    /// A function per command, returning its number.
     macro_rules! cmds {
         ($($f:ident => $s:ident),* $(,)?) => {$(
             /// The command number of the header's macro of that name.
