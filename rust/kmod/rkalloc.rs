@@ -75,6 +75,8 @@ struct RkallocModule {
     /// Dropped before `shared`, whose size classes it reclaims from.
     _slab_shrinker: sys::Shrinker,
     shared: Arc<Shared>,
+    /// The workqueue that drains per-CPU lists: made first, gone last.
+    _wq: sys::cpu::WorkQueue,
 }
 
 impl Owner for RkallocModule {
@@ -122,6 +124,7 @@ fn check_kernel_facts() -> Result {
 impl kernel::InPlaceModule for RkallocModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(&this in Self {
+            _wq: sys::cpu::WorkQueue::new()?,
             shared: Arc::new(
                 {
                     check_kernel_facts()?;

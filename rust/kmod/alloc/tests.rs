@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! KUnit suite `rkalloc_conform`: every allocator of the table passes the
+//! KUnit suites `rkalloc_conform` and `rkalloc_fault`. `rkalloc_conform`: every allocator of the table passes the
 //! conformance run (`conform.rs`) on private memory, gives every page back
 //! when it is dropped, and refuses what is outside its range; and a broken
 //! allocator is caught, so the suite can fail.
@@ -153,6 +153,66 @@ mod suite {
         let r: Report = conform::run(m.env(), &d, &params(7))?;
         assert!(r.corrupt_blocks > 0);
         assert!(r.failed());
+        Ok(())
+    }
+}
+
+/// KUnit suite `rkalloc_fault`: the fail points (only on a kernel with
+/// fault injection, the debug flavor; the suite does not exist elsewhere).
+#[cfg(CONFIG_FAULT_INJECTION)]
+#[kunit_tests(rkalloc_fault)]
+mod fault {
+    use super::*;
+    use crate::mm::pool::{Pool, PoolConfig};
+
+    /// Every fail point turns into ENOMEM for the caller and leaves
+    /// nothing behind: the pool and every structure on it check clean and
+    /// give every page back. Needs fault injection (the debug kernel).
+    #[test]
+    fn fail_points_give_enomem_and_leak_nothing() -> Result {
+        use crate::{
+            mm::{arena::ArenaObj, heap::HeapObj, slab::Cache},
+            rkcore::{heap::{HeapFlags, Policy}, slab::Flags},
+            sys::fault::Point,
+        };
+        // Starts empty, so that the first allocation must grow.
+        let pool = Pool::new(PoolConfig::private(0, 2))?;
+        let fails = |p: Point, f: &mut dyn FnMut() -> Result| -> Result {
+            p.force(true);
+            let r = f();
+            p.force(false);
+            assert_eq!(r.err(), Some(ENOMEM));
+            Ok(())
+        };
+        fails(Point::PoolGrow, &mut || pool.alloc(0).map(|_| ()))?;
+        assert_eq!(pool.stats().total_pages, 0);
+        let b = pool.alloc(0)?;
+        pool.free(b.pfn, b.order)?;
+        // The CPU's list has what the first allocation refilled: empty it,
+        // so the next order-0 allocation must refill, and fill the pool so
+        // that it cannot grow around the failure either.
+        pool.shrink();
+        let big = pool.alloc(crate::rkcore::buddy::MAX_ORDER)?;
+        fails(Point::PcpRefill, &mut || pool.alloc(0).map(|_| ()))?;
+        pool.free(big.pfn, big.order)?;
+        let cache = Cache::new(&pool, b"rk_fail", 64, 8, Flags::empty())?;
+        fails(Point::SlabRefill, &mut || cache.alloc().map(|_| ()))?;
+        let o = cache.alloc()?;
+        cache.free(o)?;
+        cache.destroy()?;
+        drop(cache);
+        let heap = HeapObj::new(&pool, 0, Policy::ALL[0], HeapFlags::NONE, 0, u64::MAX)?;
+        // Larger than the first region: the heap must grow.
+        fails(Point::HeapGrow, &mut || heap.alloc(512 << 10, u64::MAX).map(|_| ()))?;
+        heap.check()?;
+        drop(heap);
+        let arena = ArenaObj::new(&pool, 0)?;
+        fails(Point::ArenaGrow, &mut || arena.alloc(100, 0, u64::MAX).map(|_| ()))?;
+        drop(arena);
+        pool.shrink();
+        let r = pool.check()?;
+        assert_eq!(r.allocated_pages, 0);
+        assert_eq!(pool.stats().total_pages, 0);
         Ok(())
     }
 }

@@ -15,6 +15,8 @@ extern "C" {
     fn rk_cpu_possible(cpu: u32) -> bool;
     fn rk_cond_resched();
     fn rk_fatal_signal_pending() -> bool;
+    fn rk_wq_init() -> c_int;
+    fn rk_wq_exit();
     fn rk_call_on_cpu(cpu: u32, f: unsafe extern "C" fn(*mut c_void) -> c_int, arg: *mut c_void) -> c_int;
     fn rk_stop_machine(f: unsafe extern "C" fn(*mut c_void) -> c_int, arg: *mut c_void) -> c_int;
 }
@@ -86,8 +88,39 @@ impl Drop for CpuGuard {
     }
 }
 
-/// Runs `f` on `cpu`, in a kworker bound to it (`smp_call_on_cpu`), and
-/// waits for it. Process context only.
+/// The module's workqueue (`WQ_MEM_RECLAIM`), which [`run_on_cpu`] uses:
+/// made first at load and destroyed last.
+///
+/// # Invariants
+///
+/// While a value lives, the shim's workqueue exists.
+pub(crate) struct WorkQueue(());
+
+impl WorkQueue {
+    /// Creates the workqueue.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: no preconditions; called once at load.
+        let rc = unsafe { rk_wq_init() };
+        if rc < 0 {
+            return Err(Error::from_errno(rc));
+        }
+        // INVARIANT: created just above.
+        Ok(Self(()))
+    }
+}
+
+impl Drop for WorkQueue {
+    fn drop(&mut self) {
+        // SAFETY: made by `new`; nothing queues work any more (the module
+        // is going away and this is dropped last).
+        unsafe { rk_wq_exit() }
+    }
+}
+
+/// Runs `f` on `cpu`, in a worker of the module's workqueue bound to it
+/// (like `smp_call_on_cpu`), and waits for it. Process context only; the
+/// workqueue has a rescuer, so reclaim may wait for it. EINVAL for a CPU
+/// that is not online.
 pub(crate) fn run_on_cpu<F: FnMut() -> i32 + Send>(cpu: u32, mut f: F) -> Result<i32> {
     if !cpu_online(cpu) {
         return Err(EINVAL);
@@ -100,8 +133,13 @@ pub(crate) fn run_on_cpu<F: FnMut() -> i32 + Send>(cpu: u32, mut f: F) -> Result
     }
     let arg = core::ptr::from_mut(&mut f).cast::<c_void>();
     // SAFETY: `trampoline::<F>` matches the callback type, and `arg` stays
-    // valid until the call returns (smp_call_on_cpu is synchronous).
-    Ok(unsafe { rk_call_on_cpu(cpu, trampoline::<F>, arg) })
+    // valid until the call returns (it waits for the work); the workqueue
+    // exists while the module runs (`WorkQueue`).
+    match unsafe { rk_call_on_cpu(cpu, trampoline::<F>, arg) } {
+        // The CPU went offline meanwhile.
+        rc if rc == -(kernel::bindings::ENXIO as c_int) => Err(EINVAL),
+        rc => Ok(rc),
+    }
 }
 
 

@@ -5,6 +5,7 @@
  * (rust/kmod/sys/, one file per facility) can call it behind a safe
  * function. Nothing else in the module calls C.
  */
+#include <linux/cpu.h>
 #include <linux/cpumask.h>
 #include <linux/debugfs.h>
 #include <linux/err.h>
@@ -21,6 +22,7 @@
 #include <linux/smp.h>
 #include <linux/stop_machine.h>
 #include <linux/timekeeping.h>
+#include <linux/workqueue.h>
 #include "shim.h"
 
 #define CREATE_TRACE_POINTS
@@ -54,9 +56,56 @@ bool rk_cpu_online(unsigned int cpu) { return cpu < nr_cpu_ids && cpu_online(cpu
 bool rk_cpu_possible(unsigned int cpu) { return cpu < nr_cpu_ids && cpu_possible(cpu); }
 void rk_cond_resched(void) { cond_resched(); }
 bool rk_fatal_signal_pending(void) { return fatal_signal_pending(current); }
+/*
+ * Runs fn(arg) in a worker bound to cpu and waits for it, like
+ * smp_call_on_cpu(), but on the module's own WQ_MEM_RECLAIM workqueue: the
+ * pool's shrinker drains other CPUs' page lists this way, and reclaim may
+ * wait only for workqueues that have a rescuer (as drain_all_pages() uses
+ * mm_percpu_wq).
+ */
+static struct workqueue_struct *rk_wq;
+
+struct rk_call {
+	struct work_struct work;
+	int (*fn)(void *);
+	void *arg;
+	int ret;
+};
+
+static void rk_call_work(struct work_struct *work)
+{
+	struct rk_call *c = container_of(work, struct rk_call, work);
+
+	c->ret = c->fn(c->arg);
+}
+
+int rk_wq_init(void)
+{
+	rk_wq = alloc_workqueue("rkalloc", WQ_MEM_RECLAIM | WQ_PERCPU, 0);
+	return rk_wq ? 0 : -ENOMEM;
+}
+
+void rk_wq_exit(void)
+{
+	destroy_workqueue(rk_wq);
+	rk_wq = NULL;
+}
+
 int rk_call_on_cpu(unsigned int cpu, int (*fn)(void *), void *arg)
 {
-	return smp_call_on_cpu(cpu, fn, arg, false);
+	struct rk_call c = { .fn = fn, .arg = arg, .ret = -ENXIO };
+
+	cpus_read_lock();
+	if (cpu >= nr_cpu_ids || !cpu_online(cpu)) {
+		cpus_read_unlock();
+		return -ENXIO;
+	}
+	INIT_WORK_ONSTACK(&c.work, rk_call_work);
+	queue_work_on(cpu, rk_wq, &c.work);
+	flush_work(&c.work);
+	destroy_work_on_stack(&c.work);
+	cpus_read_unlock();
+	return c.ret;
 }
 int rk_stop_machine(int (*fn)(void *), void *arg)
 {

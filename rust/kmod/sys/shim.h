@@ -29,6 +29,8 @@ bool rk_cpu_online(unsigned int cpu);
 bool rk_cpu_possible(unsigned int cpu);
 void rk_cond_resched(void);
 bool rk_fatal_signal_pending(void);
+int rk_wq_init(void);
+void rk_wq_exit(void);
 int rk_call_on_cpu(unsigned int cpu, int (*fn)(void *), void *arg);
 int rk_stop_machine(int (*fn)(void *), void *arg);
 struct task_struct;

@@ -31,19 +31,20 @@ pub(crate) fn init() {
 /// Fires `rkalloc:rk_alloc` if it is on: `allocator` handed out `bytes`
 /// at `addr` (page order `order`, or -1 for an object).
 #[inline(always)]
-pub(crate) fn alloc(allocator: &'static CStr, addr: *const u8, bytes: usize, order: i32) {
+pub(crate) fn alloc(allocator: &CStr, addr: *const u8, bytes: usize, order: i32) {
     // SAFETY: reading a tracepoint's static key is always allowed; the key
     // is a C-defined static.
     if unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_alloc, bindings::tracepoint, key) } {
-        // SAFETY: `allocator` is NUL-terminated and static; the shim only
-        // hashes `addr`, never dereferences it.
+        // SAFETY: `allocator` is NUL-terminated and lives through the call
+        // (the event copies it); the shim only hashes `addr`, never
+        // dereferences it.
         unsafe { rk_trace_alloc(allocator.as_char_ptr(), addr.cast(), bytes, order) }
     }
 }
 
 /// Fires `rkalloc:rk_free` if it is on (the arguments as in [`alloc`]).
 #[inline(always)]
-pub(crate) fn free(allocator: &'static CStr, addr: *const u8, bytes: usize, order: i32) {
+pub(crate) fn free(allocator: &CStr, addr: *const u8, bytes: usize, order: i32) {
     // SAFETY: as in `alloc`.
     if unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_free, bindings::tracepoint, key) } {
         // SAFETY: as in `alloc`.

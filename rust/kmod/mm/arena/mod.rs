@@ -18,7 +18,7 @@ use crate::{
         arena::{Arena, ArenaError, ArenaMark, ArenaStats, Ptr, ResetReport, MAX_ALIGN},
         frag::FragReport,
     },
-    sys::fault,
+    sys::{self, fault},
 };
 use core::{fmt, ptr::NonNull};
 use kernel::{
@@ -144,7 +144,9 @@ impl ArenaObj {
         let (p, _) = self.alloc_in(&mut g, size, align, budget)?;
         let mem = g.arena.region_mut(p.region).ok_or(EINVAL)?.as_mut();
         let start = mem.get_mut(p.offset as usize..).ok_or(EINVAL)?;
-        NonNull::new(start.as_mut_ptr()).ok_or(EINVAL)
+        let addr = NonNull::new(start.as_mut_ptr()).ok_or(EINVAL)?;
+        sys::trace::alloc(c"rk_arena", addr.as_ptr(), size, -1);
+        Ok(addr)
     }
 
     fn alloc_in(&self, g: &mut ArenaInner, size: usize, align: usize, budget: u64) -> Result<(Ptr, u64)> {

@@ -32,7 +32,7 @@ use crate::{
         frag::FragReport,
         heap::{max_alloc_in, Heap, HeapError, HeapFlags, HeapStats, Policy, Ptr},
     },
-    sys::{euclean, fault},
+    sys::{self, euclean, fault},
 };
 use core::{fmt, ptr::NonNull};
 use kernel::{
@@ -256,7 +256,10 @@ impl HeapObj {
     /// the heap grows by one region if `budget` bytes allow it. Returns the
     /// allocation and the bytes taken from the pool for it.
     pub(crate) fn alloc(&self, size: usize, budget: u64) -> Result<(Ptr, u64)> {
-        self.alloc_in(&mut self.inner.lock(), size, budget)
+        let mut g = self.inner.lock();
+        let (p, grown) = self.alloc_in(&mut g, size, budget)?;
+        trace_alloc(&g, p, size);
+        Ok((p, grown))
     }
 
     /// [`Self::alloc`], returning the allocation's kernel address, under one
@@ -264,6 +267,7 @@ impl HeapObj {
     pub(crate) fn alloc_addr(&self, size: usize, budget: u64) -> Result<NonNull<u8>> {
         let mut g = self.inner.lock();
         let (p, _) = self.alloc_in(&mut g, size, budget)?;
+        trace_alloc(&g, p, size);
         g.addr_of(p).ok_or(EINVAL)
     }
 
@@ -318,7 +322,10 @@ impl HeapObj {
     }
 
     fn free_in(&self, g: &mut HeapInner, ptr: Ptr) -> Result<u64> {
+        // The address only names the block in the event (hashed).
+        let addr = g.addr_of(ptr).map_or(core::ptr::null(), |a| a.as_ptr().cast_const());
         g.heap.free(ptr).map_err(|e| g.errno(self.id, e))?;
+        sys::trace::free(c"rk_heap", addr, 0, -1);
         if g.live_regions() <= 1 {
             return Ok(0);
         }
@@ -392,6 +399,14 @@ impl HeapObj {
     fn with_core<R>(&self, f: impl FnOnce(&mut Heap<PoolRegion>) -> R) -> R {
         f(&mut self.inner.lock().heap)
     }
+}
+
+/// Fires `rkalloc:rk_alloc` for the allocation at `p`.
+#[inline]
+fn trace_alloc(g: &HeapInner, p: Ptr, size: usize) {
+    // Cheap to skip: the event's static key is tested first inside.
+    let addr = g.addr_of(p).map_or(core::ptr::null(), |a| a.as_ptr().cast_const());
+    sys::trace::alloc(c"rk_heap", addr, size, -1);
 }
 
 /// A heap reset in progress: the caller frees every live allocation it

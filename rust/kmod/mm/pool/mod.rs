@@ -825,14 +825,19 @@ impl Pool {
 }
 
 impl sys::Reclaim for Pool {
-    /// Pages in wholly free chunks: what a scan can give back now.
+    /// Pages in wholly free chunks, and pages the per-CPU lists cache
+    /// (which may pin chunks that are otherwise free): what a scan may give
+    /// back.
     fn count(&self) -> u64 {
-        self.free_chunk_pages()
+        self.free_chunk_pages() + self.pcp_pages()
     }
 
-    /// Releases wholly free chunks. It does not drain the per-CPU lists:
-    /// that sleeps on other CPUs' workers, which reclaim should not wait for.
+    /// Drains every CPU's lists, as the kernel's reclaim drains its pcp
+    /// lists (`drain_all_pages`), then releases wholly free chunks. The
+    /// drain waits for the module's workqueue, which has a rescuer
+    /// (`WQ_MEM_RECLAIM`), so reclaim cannot deadlock on it.
     fn scan(&self, nr: u64) -> u64 {
+        self.drain();
         self.release_free_chunks(nr.div_ceil(CHUNK_PAGES as u64).max(1))
     }
 }

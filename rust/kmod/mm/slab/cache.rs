@@ -8,7 +8,8 @@ use super::*;
 /// A slab cache: objects of one size, from slabs of pool pages.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Cache {
-    pub(super) name: [u8; NAME_MAX],
+    /// The name, NUL-terminated (for trace events).
+    pub(super) name: [u8; NAME_MAX + 1],
     pub(super) name_len: usize,
     pub(super) layout: Layout,
     /// Any debug flag: every alloc and free goes to the slabs.
@@ -69,7 +70,7 @@ impl Cache {
         let min_objects = crate::rkcore::slab::slub_min_objects(sys::num_online_cpus());
         let layout =
             Layout::with_min_objects(size, align, flags, min_objects).map_err(|_| EINVAL)?;
-        let mut n = [0u8; NAME_MAX];
+        let mut n = [0u8; NAME_MAX + 1];
         n[..name.len()].copy_from_slice(name);
         // Outside the initialiser: in there, `name` is the field already
         // written.
@@ -118,6 +119,16 @@ impl Cache {
         core::str::from_utf8(self.name.get(..self.name_len).unwrap_or(&[])).unwrap_or("?")
     }
 
+    /// The name as a C string, for trace events.
+    #[inline]
+    pub(crate) fn cname(&self) -> &CStr {
+        let bytes = self.name.get(..=self.name_len).unwrap_or(b"?\0");
+        // SAFETY: `valid_name` allowed no NUL in the name, and the byte
+        // after it is the array's zero (the array is one longer than the
+        // longest name).
+        unsafe { CStr::from_bytes_with_nul_unchecked(bytes) }
+    }
+
     /// The object layout.
     pub(crate) fn layout(&self) -> &Layout {
         &self.layout
@@ -151,10 +162,13 @@ impl Cache {
                 p
             });
             if let Some(p) = p {
+                sys::trace::alloc(self.cname(), p.as_ptr(), self.obj_size(), -1);
                 return Ok(p);
             }
         }
-        self.alloc_slow()
+        let p = self.alloc_slow()?;
+        sys::trace::alloc(self.cname(), p.as_ptr(), self.obj_size(), -1);
+        Ok(p)
     }
 
     /// Frees one object of this cache. Never sleeps.
@@ -175,10 +189,13 @@ impl Cache {
                 done
             });
             if done {
+                sys::trace::free(self.cname(), p.as_ptr(), self.obj_size(), -1);
                 return Ok(());
             }
         }
-        self.free_slow(p)
+        self.free_slow(p)?;
+        sys::trace::free(self.cname(), p.as_ptr(), self.obj_size(), -1);
+        Ok(())
     }
 
     /// Allocates `out.len()` objects into `out`, all or nothing: on failure
