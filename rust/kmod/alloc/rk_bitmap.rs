@@ -27,9 +27,10 @@ use kernel::{new_spinlock, prelude::*, str::CString, sync::{Arc, SpinLock}};
 const PAGES: usize = 1 << MAX_ORDER;
 /// Words of the bitmap.
 const WORDS: usize = PAGES / 64;
-/// Largest request: 64 pages (256 KiB), so that a run fits in a handful of
-/// bitmap words.
-const MAX_PAGES: usize = 64;
+/// Largest request: 4 pages (16 KiB). With 1024 pages in all, a batch of
+/// 1024 single pages fits; bigger runs would not fill the benchmark's
+/// batches.
+const MAX_PAGES: usize = 4;
 
 /// Registers `rk_bitmap`.
 pub(super) fn register(r: &mut super::Registry) -> Result {

@@ -92,6 +92,36 @@ impl<T> Drop for PerCpu<T> {
     }
 }
 
+/// The current CPU's slot of a [`PerCpuShared`], borrowed with preemption
+/// disabled.
+///
+/// # Invariants
+///
+/// Preemption is disabled from `PerCpuShared::local` until drop, so `slot`
+/// stays this CPU's slot; the guard cannot move to another task.
+pub(crate) struct Local<'a, T> {
+    slot: &'a T,
+    _not_send: core::marker::PhantomData<*mut ()>,
+}
+
+impl<T> core::ops::Deref for Local<'_, T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        self.slot
+    }
+}
+
+impl<T> Drop for Local<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: pairs with the preempt_disable in `rk_get_cpu_ptr` (type
+        // invariant).
+        unsafe { rk_put_cpu_ptr() };
+    }
+}
+
 /// Per-CPU data reached only through shared references: for `T` whose
 /// per-CPU state lives in atomics (`T: Sync`), so that other CPUs may read
 /// (statistics) or even drain it while its own CPU works on it.
@@ -111,16 +141,26 @@ impl<T: Sync + Send> PerCpuShared<T> {
 
     /// Runs `f` on the current CPU's slot with preemption disabled for its
     /// duration (one call to C on each side).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn with_local<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        let slot = self.local();
+        f(&slot)
+    }
+
+    /// The current CPU's slot, with preemption disabled until the returned
+    /// guard is dropped (`get_cpu_ptr`/`put_cpu_ptr`). Straight-line code
+    /// for the fast paths: no closure for the compiler to keep out of line.
+    #[inline(always)]
+    pub(crate) fn local(&self) -> Local<'_, T> {
         // SAFETY: `rk_get_cpu_ptr` disables preemption and returns this
         // CPU's initialised slot (invariant of `PerCpu`); only shared
         // references to it exist (type invariant), and `T: Sync`.
         let slot = unsafe { &*rk_get_cpu_ptr(self.0.ptr).cast::<T>() };
-        let r = f(slot);
-        // SAFETY: pairs with the preempt_disable in `rk_get_cpu_ptr`.
-        unsafe { rk_put_cpu_ptr() };
-        r
+        // INVARIANT: preemption was disabled just above.
+        Local {
+            slot,
+            _not_send: core::marker::PhantomData,
+        }
     }
 
     /// Runs `f` on the slot of the CPU `guard` pins this task to.

@@ -2,11 +2,12 @@
 //! rkalloc's tracepoints, `rkalloc:rk_alloc` and `rkalloc:rk_free`
 //! (defined with `TRACE_EVENT` in `rk_trace.h`, instantiated in the shim).
 //!
-//! Each event's static key is tested inline, with the same jump label the
-//! kernel's own `trace_*()` use (`kernel::jump_label`): while the event is
-//! off the test is a patched-out jump, and the shim (which hashes the
-//! address into a handle-free id and fills the event) is called only when
-//! it is on.
+//! Each event's static key is tested inline ([`alloc_on`], [`free_on`]),
+//! with the same jump label the kernel's own `trace_*()` use
+//! (`kernel::jump_label`): while the event is off the test is a
+//! patched-out jump, and neither the event's arguments nor the shim (which
+//! hashes the address into a handle-free id and fills the event) are
+//! computed or called.
 
 use kernel::{bindings, prelude::*};
 
@@ -28,26 +29,41 @@ pub(crate) fn init() {
     unsafe { rk_trace_init() }
 }
 
-/// Fires `rkalloc:rk_alloc` if it is on: `allocator` handed out `bytes`
-/// at `addr` (page order `order`, or -1 for an object).
+/// Whether `rkalloc:rk_alloc` is on: a patched-out jump while it is off.
+/// Callers compute the event's arguments only under it:
+/// `if trace::alloc_on() { trace::alloc(...) }`, so that an event that is
+/// off costs the allocator nothing but that jump.
 #[inline(always)]
-pub(crate) fn alloc(allocator: &CStr, addr: *const u8, bytes: usize, order: i32) {
+pub(crate) fn alloc_on() -> bool {
     // SAFETY: reading a tracepoint's static key is always allowed; the key
     // is a C-defined static.
-    if unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_alloc, bindings::tracepoint, key) } {
-        // SAFETY: `allocator` is NUL-terminated and lives through the call
-        // (the event copies it); the shim only hashes `addr`, never
-        // dereferences it.
-        unsafe { rk_trace_alloc(allocator.as_char_ptr(), addr.cast(), bytes, order) }
-    }
+    unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_alloc, bindings::tracepoint, key) }
 }
 
-/// Fires `rkalloc:rk_free` if it is on (the arguments as in [`alloc`]).
+/// Whether `rkalloc:rk_free` is on (see [`alloc_on`]).
 #[inline(always)]
+pub(crate) fn free_on() -> bool {
+    // SAFETY: as in `alloc_on`.
+    unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_free, bindings::tracepoint, key) }
+}
+
+/// Fires `rkalloc:rk_alloc`: `allocator` handed out `bytes` at `addr`
+/// (page order `order`, or -1 for an object). Out of line: call it only
+/// under [`alloc_on`].
+#[cold]
+#[inline(never)]
+pub(crate) fn alloc(allocator: &CStr, addr: *const u8, bytes: usize, order: i32) {
+    // SAFETY: `allocator` is NUL-terminated and lives through the call
+    // (the event copies it); the shim only hashes `addr`, never
+    // dereferences it.
+    unsafe { rk_trace_alloc(allocator.as_char_ptr(), addr.cast(), bytes, order) }
+}
+
+/// Fires `rkalloc:rk_free` (the arguments as in [`alloc`]); call it only
+/// under [`free_on`].
+#[cold]
+#[inline(never)]
 pub(crate) fn free(allocator: &CStr, addr: *const u8, bytes: usize, order: i32) {
     // SAFETY: as in `alloc`.
-    if unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_free, bindings::tracepoint, key) } {
-        // SAFETY: as in `alloc`.
-        unsafe { rk_trace_free(allocator.as_char_ptr(), addr.cast(), bytes, order) }
-    }
+    unsafe { rk_trace_free(allocator.as_char_ptr(), addr.cast(), bytes, order) }
 }

@@ -145,7 +145,9 @@ impl ArenaObj {
         let mem = g.arena.region_mut(p.region).ok_or(EINVAL)?.as_mut();
         let start = mem.get_mut(p.offset as usize..).ok_or(EINVAL)?;
         let addr = NonNull::new(start.as_mut_ptr()).ok_or(EINVAL)?;
-        sys::trace::alloc(c"rk_arena", addr.as_ptr(), size, -1);
+        if sys::trace::alloc_on() {
+            sys::trace::alloc(c"rk_arena", addr.as_ptr(), size, -1);
+        }
         Ok(addr)
     }
 

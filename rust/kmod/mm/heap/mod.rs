@@ -264,6 +264,7 @@ impl HeapObj {
 
     /// [`Self::alloc`], returning the allocation's kernel address, under one
     /// lock round trip.
+    #[inline(always)]
     pub(crate) fn alloc_addr(&self, size: usize, budget: u64) -> Result<NonNull<u8>> {
         let mut g = self.inner.lock();
         let (p, _) = self.alloc_in(&mut g, size, budget)?;
@@ -315,17 +316,25 @@ impl HeapObj {
 
     /// Frees the allocation at kernel address `addr`, under one lock round
     /// trip; EINVAL if it is not a live allocation of this heap.
+    #[inline(always)]
     pub(crate) fn free_addr(&self, addr: NonNull<u8>) -> Result<u64> {
         let mut g = self.inner.lock();
         let ptr = g.ptr_of(addr).ok_or(EINVAL)?;
         self.free_in(&mut g, ptr)
     }
 
+    #[inline(always)]
     fn free_in(&self, g: &mut HeapInner, ptr: Ptr) -> Result<u64> {
         // The address only names the block in the event (hashed).
-        let addr = g.addr_of(ptr).map_or(core::ptr::null(), |a| a.as_ptr().cast_const());
+        let addr = if sys::trace::free_on() {
+            g.addr_of(ptr).map_or(core::ptr::null(), |a| a.as_ptr().cast_const())
+        } else {
+            core::ptr::null()
+        };
         g.heap.free(ptr).map_err(|e| g.errno(self.id, e))?;
-        sys::trace::free(c"rk_heap", addr, 0, -1);
+        if sys::trace::free_on() {
+            sys::trace::free(c"rk_heap", addr, 0, -1);
+        }
         if g.live_regions() <= 1 {
             return Ok(0);
         }
@@ -395,7 +404,7 @@ impl HeapObj {
     }
 
     /// Runs `f` on the core heap, for tests that inspect or damage it.
-    #[cfg(CONFIG_KUNIT = "y")]
+    #[cfg(rkalloc_kunit)]
     fn with_core<R>(&self, f: impl FnOnce(&mut Heap<PoolRegion>) -> R) -> R {
         f(&mut self.inner.lock().heap)
     }
@@ -404,9 +413,10 @@ impl HeapObj {
 /// Fires `rkalloc:rk_alloc` for the allocation at `p`.
 #[inline]
 fn trace_alloc(g: &HeapInner, p: Ptr, size: usize) {
-    // Cheap to skip: the event's static key is tested first inside.
-    let addr = g.addr_of(p).map_or(core::ptr::null(), |a| a.as_ptr().cast_const());
-    sys::trace::alloc(c"rk_heap", addr, size, -1);
+    if sys::trace::alloc_on() {
+        let addr = g.addr_of(p).map_or(core::ptr::null(), |a| a.as_ptr().cast_const());
+        sys::trace::alloc(c"rk_heap", addr, size, -1);
+    }
 }
 
 /// A heap reset in progress: the caller frees every live allocation it

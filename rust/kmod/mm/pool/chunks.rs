@@ -55,7 +55,7 @@ impl Chunks {
     }
 
     /// The kernel address of page `pfn`, if its chunk is online.
-    #[inline]
+    #[inline(always)]
     pub(super) fn addr_of(&self, pfn: u32) -> Option<NonNull<u8>> {
         let base = self.base.get((pfn >> MAX_ORDER) as usize)?.load(Relaxed);
         let off = ((pfn & (CHUNK_PAGES - 1)) as usize) << PAGE_SHIFT;
@@ -65,7 +65,7 @@ impl Chunks {
     /// The pfn of the pool page at `addr`, if `addr` lies in an online
     /// chunk. O(1), and pure arithmetic: a chunk is a naturally aligned
     /// block of the linear map, so `addr >> CHUNK_SHIFT` names it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn pfn_of(&self, addr: *const u8) -> Option<u32> {
         let vchunk = addr as u64 >> CHUNK_SHIFT;
         let mask = self.by_addr.len() - 1;

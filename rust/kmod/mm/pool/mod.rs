@@ -220,14 +220,6 @@ pub(crate) fn errno(e: BuddyError) -> Error {
     }
 }
 
-/// What a free on the per-CPU path found.
-enum FreeOutcome {
-    /// Pushed onto this CPU's list.
-    Done,
-    /// Not a block of this order held by a user: nothing changed.
-    Refused,
-}
-
 impl Pool {
     /// Creates a pool and fills it with `cfg.initial_chunks` chunks.
     pub(crate) fn new(cfg: PoolConfig) -> Result<Arc<Self>> {
@@ -314,7 +306,7 @@ impl Pool {
 
     /// The pfn of the pool page at `addr`, if `addr` lies in an online
     /// chunk (O(1), see [`chunks`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pfn_of(&self, addr: *const u8) -> Option<u32> {
         self.chunks.pfn_of(addr)
     }
@@ -372,7 +364,7 @@ impl Pool {
     }
 
     /// Allocates a block of 2^`order` pages.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc(&self, order: u32) -> Result<Block> {
         self.alloc_tagged(order, tag::OTHER)
     }
@@ -385,18 +377,18 @@ impl Pool {
     /// growth, errors) is out of line in [`Self::alloc_slow`], so the hit
     /// costs no register spills. The owner mark is set in the same section
     /// that takes the block (see the module's invariants).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc_tagged(&self, order: u32, tag: u8) -> Result<Block> {
         let hit = if order <= PCP_MAX_ORDER {
             let o = order as usize;
-            self.pcp.with_local(|p| {
-                if p.len(o) == 0 {
-                    return None;
-                }
+            let p = self.pcp.local();
+            if p.len(o) == 0 {
+                None
+            } else {
                 bump(&p.allocs[o]);
                 let pfn = p.pop(o);
                 self.hand_out(pfn, order, tag)
-            })
+            }
         } else if order <= MAX_ORDER {
             // Above the lists: straight to the buddy, one lock round trip.
             let mut inner = self.inner.lock();
@@ -406,7 +398,9 @@ impl Pool {
         };
         match hit {
             Some(b) => {
-                sys::trace::alloc(c"rk_pool", b.addr.as_ptr(), b.bytes(), order as i32);
+                if sys::trace::alloc_on() {
+                    sys::trace::alloc(c"rk_pool", b.addr.as_ptr(), b.bytes(), order as i32);
+                }
                 Ok(b)
             }
             None => self.alloc_slow(order, tag),
@@ -418,7 +412,7 @@ impl Pool {
     /// `None` only if the metadata were damaged (the buddy hands out pfns of
     /// online chunks, which have marks and an address): the block is then
     /// not handed out, and the checker reports it.
-    #[inline]
+    #[inline(always)]
     fn hand_out(&self, pfn: u32, order: u32, tag: u8) -> Option<Block> {
         let m = self.marks.get(pfn as usize)?;
         let addr = self.chunks.addr_of(pfn)?;
@@ -442,7 +436,9 @@ impl Pool {
         loop {
             match self.try_alloc(order, tag) {
                 Ok(b) => {
-                    sys::trace::alloc(c"rk_pool", b.addr.as_ptr(), b.bytes(), order as i32);
+                    if sys::trace::alloc_on() {
+                        sys::trace::alloc(c"rk_pool", b.addr.as_ptr(), b.bytes(), order as i32);
+                    }
                     return Ok(b);
                 }
                 Err(BuddyError::NoMemory) if attempt == 0 => {
@@ -499,7 +495,7 @@ impl Pool {
     /// in one preempt-off section (or, above the listed orders, clears it
     /// and frees to the buddy under the lock); a full list (drain a batch)
     /// and refusals are out of line.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free(&self, pfn: u32, order: u32) -> Result {
         let Some(m) = self.marks.get(pfn as usize) else {
             return self.bad_free();
@@ -508,24 +504,19 @@ impl Pool {
             return self.free_buddy(m, pfn, order);
         }
         let o = order as usize;
-        let outcome = self.pcp.with_local(|p| {
-            if m.owner.compare_exchange(order as u8 + 1, 0, Relaxed, Relaxed).is_err() {
-                return FreeOutcome::Refused;
-            }
-            if p.len(o) >= PCP_HIGH[o] {
-                self.drain_batch(p, o);
-            }
-            p.push(o, pfn);
-            bump(&p.frees[o]);
-            FreeOutcome::Done
-        });
-        match outcome {
-            FreeOutcome::Done => {
-                self.trace_free(pfn, order);
-                Ok(())
-            }
-            FreeOutcome::Refused => self.bad_free(),
+        let p = self.pcp.local();
+        if m.owner.compare_exchange(order as u8 + 1, 0, Relaxed, Relaxed).is_err() {
+            drop(p);
+            return self.bad_free();
         }
+        if p.len(o) >= PCP_HIGH[o] {
+            self.drain_batch(&p, o);
+        }
+        p.push(o, pfn);
+        bump(&p.frees[o]);
+        drop(p);
+        self.trace_free(pfn, order);
+        Ok(())
     }
 
     /// Frees a block above the listed orders: mark and buddy under the lock.
@@ -548,10 +539,12 @@ impl Pool {
 
     #[inline(always)]
     fn trace_free(&self, pfn: u32, order: u32) {
-        // The address only names the block in the event (hashed); a free
-        // block's address is still its address.
-        let addr = self.chunks.addr_of(pfn).map_or(core::ptr::null(), |a| a.as_ptr().cast_const());
-        sys::trace::free(c"rk_pool", addr, PAGE_SIZE << order, order as i32);
+        if sys::trace::free_on() {
+            // The address only names the block in the event (hashed); a
+            // free block's address is still its address.
+            let addr = self.chunks.addr_of(pfn).map_or(core::ptr::null(), |a| a.as_ptr().cast_const());
+            sys::trace::free(c"rk_pool", addr, PAGE_SIZE << order, order as i32);
+        }
     }
 
     /// Counts and refuses a bad free.
@@ -576,7 +569,7 @@ impl Pool {
 
     /// Frees the block at `addr`; EINVAL if `addr` is not a block of this
     /// pool allocated with `order`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free_addr(&self, addr: *const u8, order: u32) -> Result {
         // A block starts on a page boundary; the owner mark checked by
         // `free` then proves it is the head of a block of this order.

@@ -150,7 +150,7 @@ impl Cache {
 
     /// Allocates one object. May sleep (the pool may grow); ENOMEM when
     /// neither the cache nor the pool has room.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc(&self) -> Result<NonNull<u8>> {
         if !self.debug {
             let g = CpuGuard::new();
@@ -162,12 +162,16 @@ impl Cache {
                 p
             });
             if let Some(p) = p {
-                sys::trace::alloc(self.cname(), p.as_ptr(), self.obj_size(), -1);
+                if sys::trace::alloc_on() {
+                    sys::trace::alloc(self.cname(), p.as_ptr(), self.obj_size(), -1);
+                }
                 return Ok(p);
             }
         }
         let p = self.alloc_slow()?;
-        sys::trace::alloc(self.cname(), p.as_ptr(), self.obj_size(), -1);
+        if sys::trace::alloc_on() {
+            sys::trace::alloc(self.cname(), p.as_ptr(), self.obj_size(), -1);
+        }
         Ok(p)
     }
 
@@ -177,7 +181,7 @@ impl Cache {
     /// free, or a clobbered red zone, is reported, counted and refused
     /// with EINVAL, and the object is not reused. Without debug flags the
     /// pointer is trusted, like `kmem_cache_free`'s.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free(&self, p: NonNull<u8>) -> Result {
         if !self.debug {
             let g = CpuGuard::new();
@@ -189,12 +193,16 @@ impl Cache {
                 done
             });
             if done {
-                sys::trace::free(self.cname(), p.as_ptr(), self.obj_size(), -1);
+                if sys::trace::free_on() {
+                    sys::trace::free(self.cname(), p.as_ptr(), self.obj_size(), -1);
+                }
                 return Ok(());
             }
         }
         self.free_slow(p)?;
-        sys::trace::free(self.cname(), p.as_ptr(), self.obj_size(), -1);
+        if sys::trace::free_on() {
+            sys::trace::free(self.cname(), p.as_ptr(), self.obj_size(), -1);
+        }
         Ok(())
     }
 

@@ -141,7 +141,7 @@ impl SizeClasses {
     /// `rk_malloc(size)`: from the smallest class that fits, or straight
     /// from the pool above 8192 bytes (up to the pool's top order). EINVAL
     /// for 0 and for sizes beyond that. May sleep.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn malloc(&self, size: usize) -> Result<NonNull<u8>> {
         match sizeclass::class_index(size).and_then(|i| self.classes.get(i)) {
             Some(c) => c.alloc(),
@@ -166,6 +166,7 @@ impl SizeClasses {
     }
 
     /// The class cache `p` belongs to, or the order of its large block.
+    #[inline(always)]
     pub(super) fn owner(&self, p: NonNull<u8>) -> Result<core::result::Result<&Cache, (u32, u32)>> {
         // SAFETY: `p` came from `malloc` (the caller's contract, as for
         // `kfree`), so it is pool memory in the linear map.
@@ -191,7 +192,7 @@ impl SizeClasses {
 
     /// `rk_free(p)`: no size needed; `p` must come from [`Self::malloc`]
     /// (like `kfree`, the pointer is trusted). Never sleeps.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free(&self, p: NonNull<u8>) -> Result {
         match self.owner(p)? {
             Ok(c) => c.free(p),
