@@ -135,7 +135,7 @@ impl kernel::InPlaceModule for RkallocModule {
                         kmalloc: SizeClasses::new(&pool)?,
                         pool,
                         catalog: Catalog::new()?,
-                        allocators: alloc::Registry::new()?,
+                        allocators: alloc::Registry::new(alloc::TABLE)?,
                         fd_cap_bytes: (*module_parameters::fd_cap_kib.value()).saturating_mul(1024),
                         open_fds: core::sync::atomic::AtomicU32::new(0),
                         next_fd_id: core::sync::atomic::AtomicU32::new(1),

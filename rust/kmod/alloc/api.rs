@@ -82,6 +82,10 @@ pub(crate) struct Env<'a> {
 /// them behind an `Arc` or a pinned box of its own (see `rk_bitmap.rs`).
 pub(crate) type Make = for<'a> fn(env: Env<'a>, d: &Descriptor, max: usize) -> Result<KBox<dyn Allocator + 'a>>;
 
+/// An allocator file's `register` function: it passes its descriptors (one,
+/// or one per fit policy) to `add`.
+pub(crate) type Register = fn(add: &mut dyn FnMut(Descriptor) -> Result) -> Result;
+
 /// One entry of the allocator table.
 pub(crate) struct Descriptor {
     /// The allocator's name in reports, debugfs, rkctl and its trace

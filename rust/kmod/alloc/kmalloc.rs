@@ -8,8 +8,8 @@ use core::ptr::NonNull;
 use kernel::{prelude::*, str::CString};
 
 /// Registers `kmalloc`.
-pub(super) fn register(r: &mut super::Registry) -> Result {
-    r.add(Descriptor {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
+    add(Descriptor {
         name: CString::try_from(c"kmalloc")?,
         class: Class::Malloc,
         kernel: true,

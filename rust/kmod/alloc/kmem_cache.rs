@@ -11,8 +11,8 @@ use kernel::{prelude::*, str::CString};
 const MAX_OBJECT: usize = 8192;
 
 /// Registers `kmem_cache`.
-pub(super) fn register(r: &mut super::Registry) -> Result {
-    r.add(Descriptor {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
+    add(Descriptor {
         name: CString::try_from(c"kmem_cache")?,
         class: Class::Objects,
         kernel: true,

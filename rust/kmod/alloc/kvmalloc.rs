@@ -7,8 +7,8 @@ use core::ptr::NonNull;
 use kernel::{prelude::*, str::CString};
 
 /// Registers `kvmalloc`.
-pub(super) fn register(r: &mut super::Registry) -> Result {
-    r.add(Descriptor {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
+    add(Descriptor {
         name: CString::try_from(c"kvmalloc")?,
         class: Class::Malloc,
         kernel: true,

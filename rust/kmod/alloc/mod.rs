@@ -9,21 +9,24 @@
 
 mod api;
 pub(crate) mod conform;
-mod kmalloc;
-mod kmem_cache;
-mod kvmalloc;
-mod pages;
 mod registry;
-mod rk_arena;
-mod rk_bitmap;
-pub(crate) mod rk_heap;
-mod rk_malloc;
-mod rk_pool;
-mod rk_slab;
 #[cfg(rkalloc_kunit)]
 mod tests;
-mod vmalloc;
 
 pub(crate) use api::{Allocator, Class, Descriptor, Env};
 pub(crate) use kmalloc::Kmalloc;
 pub(crate) use registry::Registry;
+
+/// Declares each allocator's file (`alloc/NAME.rs`) and lists its
+/// `register` in [`TABLE`], in table order (an allocator's id is its
+/// position, rkalloc's and the kernel's alike).
+macro_rules! allocators {
+    ($($name:ident),* $(,)?) => {
+        $(pub(crate) mod $name;)*
+        /// The allocator table's entries, in order.
+        pub(crate) const TABLE: &[api::Register] = &[$($name::register),*];
+    };
+}
+
+// The allocator table: one name per allocator file.
+allocators!(rk_pool, pages, kmem_cache, kmalloc, vmalloc, kvmalloc, rk_slab, rk_malloc, rk_heap, rk_arena, rk_bitmap);

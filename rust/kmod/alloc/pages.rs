@@ -9,9 +9,9 @@ use core::ptr::NonNull;
 use kernel::{prelude::*, str::CString};
 
 /// Registers `alloc_pages`.
-pub(super) fn register(r: &mut super::Registry) -> Result {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
     let max_order = mem::max_page_order();
-    r.add(Descriptor {
+    add(Descriptor {
         name: CString::try_from(c"alloc_pages")?,
         class: Class::Pages,
         kernel: true,

@@ -3,32 +3,15 @@
 //! kernel's, in one list whose index is the allocator's id in the UAPI
 //! (`RKALLOC_IOC_ALLOCATORS`, `/sys/kernel/debug/rkalloc/allocators`).
 //!
-//! Adding an allocator is one file in this folder, with a `register`
-//! function, and one line in [`TABLE`]: it then appears in the benchmark,
-//! the replay, the conformance suite (KUnit and `rkctl stress`), debugfs
-//! and rkctl, with no other edit. A new fit policy needs not even that: the
-//! heap entry registers one allocator per policy of the core's table.
+//! The list itself is the `allocators!` line in `mod.rs`: adding an
+//! allocator is one file in this folder, with a `register` function, and
+//! its name on that line. It then appears in the benchmark, the replay, the
+//! conformance suite (KUnit and `rkctl stress`), debugfs and rkctl, with no
+//! other edit. A new fit policy needs not even that: the heap entry
+//! registers one allocator per policy of the core's table.
 
-use super::{
-    api::Descriptor, kmalloc, kmem_cache, kvmalloc, pages, rk_arena, rk_bitmap, rk_heap, rk_malloc, rk_pool, rk_slab,
-    vmalloc,
-};
+use super::api::{Descriptor, Register};
 use kernel::prelude::*;
-
-/// The allocators, in table order; each adds its entries.
-const TABLE: &[fn(&mut Registry) -> Result] = &[
-    rk_pool::register,
-    pages::register,
-    kmem_cache::register,
-    kmalloc::register,
-    vmalloc::register,
-    kvmalloc::register,
-    rk_slab::register,
-    rk_malloc::register,
-    rk_heap::register,
-    rk_arena::register,
-    rk_bitmap::register,
-];
 
 /// The table, built once at load.
 pub(crate) struct Registry {
@@ -36,19 +19,17 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Builds the table.
-    pub(crate) fn new() -> Result<Self> {
-        let mut r = Self { list: KVec::new() };
-        for register in TABLE {
-            register(&mut r)?;
+    /// Builds the table from the allocators' `register` functions, in
+    /// order: each adds its entries.
+    pub(crate) fn new(table: &[Register]) -> Result<Self> {
+        let mut list = KVec::new();
+        for register in table {
+            register(&mut |d| {
+                list.push(d, GFP_KERNEL)?;
+                Ok(())
+            })?;
         }
-        Ok(r)
-    }
-
-    /// Adds one allocator (from a `register` function).
-    pub(crate) fn add(&mut self, d: Descriptor) -> Result {
-        self.list.push(d, GFP_KERNEL)?;
-        Ok(())
+        Ok(Self { list })
     }
 
     /// The allocator with id `id`.

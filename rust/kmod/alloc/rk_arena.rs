@@ -12,8 +12,8 @@ use kernel::{prelude::*, str::CString, sync::Arc};
 const BUDGET: u64 = 256 << 20;
 
 /// Registers `rk_arena`.
-pub(super) fn register(r: &mut super::Registry) -> Result {
-    r.add(Descriptor {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
+    add(Descriptor {
         name: CString::try_from(c"rk_arena")?,
         class: Class::Arena,
         kernel: false,

@@ -33,8 +33,8 @@ const WORDS: usize = PAGES / 64;
 const MAX_PAGES: usize = 4;
 
 /// Registers `rk_bitmap`.
-pub(super) fn register(r: &mut super::Registry) -> Result {
-    r.add(Descriptor {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
+    add(Descriptor {
         name: CString::try_from(c"rk_bitmap")?,
         class: Class::Pages,
         kernel: false,

@@ -13,11 +13,11 @@ use core::ptr::NonNull;
 use kernel::{prelude::*, str::CString, sync::Arc};
 
 /// Registers one heap allocator per fit policy.
-pub(super) fn register(r: &mut super::Registry) -> Result {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
     for (i, p) in Policy::ALL.iter().enumerate() {
         let name = p.name();
         let short = name.strip_suffix("-fit").unwrap_or(name);
-        r.add(Descriptor {
+        add(Descriptor {
             name: CString::try_from_fmt(fmt!("heap_{}", short))?,
             class: Class::Heap,
             kernel: false,

@@ -13,8 +13,8 @@ use core::ptr::NonNull;
 use kernel::{prelude::*, str::CString};
 
 /// Registers `rk_malloc`.
-pub(super) fn register(r: &mut super::Registry) -> Result {
-    r.add(Descriptor {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
+    add(Descriptor {
         name: CString::try_from(c"rk_malloc")?,
         class: Class::Malloc,
         kernel: false,

@@ -14,8 +14,8 @@ use core::ptr::NonNull;
 use kernel::{prelude::*, str::CString, sync::Arc};
 
 /// Registers `rk_pool`.
-pub(super) fn register(r: &mut super::Registry) -> Result {
-    r.add(Descriptor {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
+    add(Descriptor {
         name: CString::try_from(c"rk_pool")?,
         class: Class::Pages,
         kernel: false,

@@ -12,8 +12,8 @@ use core::ptr::NonNull;
 use kernel::{prelude::*, str::CString, sync::Arc};
 
 /// Registers `rk_slab`.
-pub(super) fn register(r: &mut super::Registry) -> Result {
-    r.add(Descriptor {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
+    add(Descriptor {
         name: CString::try_from(c"rk_slab")?,
         class: Class::Objects,
         kernel: false,

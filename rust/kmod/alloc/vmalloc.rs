@@ -11,8 +11,8 @@ use kernel::{prelude::*, str::CString};
 pub(super) const MAX_BIG: usize = 64 << 20;
 
 /// Registers `vmalloc`.
-pub(super) fn register(r: &mut super::Registry) -> Result {
-    r.add(Descriptor {
+pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
+    add(Descriptor {
         name: CString::try_from(c"vmalloc")?,
         class: Class::Malloc,
         kernel: true,

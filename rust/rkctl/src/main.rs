@@ -147,6 +147,11 @@ Examples:
         /// Steps of each conformance run (1..2^24).
         #[arg(long, default_value_t = 256)]
         conform_ops: u64,
+        /// Set /proc/thread-self/make-it-fail in every worker thread (after
+        /// it opened its fd), for task-filtered fault injection: ENOMEM is
+        /// then expected and counted, and anything else still fails.
+        #[arg(long)]
+        make_it_fail: bool,
         /// No progress bar.
         #[arg(short, long)]
         quiet: bool,
@@ -574,7 +579,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Stress { threads, ops, duration, seed, alloc, max_live, max_order, conform_ops, quiet } => {
+        Cmd::Stress { threads, ops, duration, seed, alloc, max_live, max_order, conform_ops, make_it_fail, quiet } => {
             if max_order > 10 {
                 return Err(error::usage("--max-order must be at most 10"));
             }
@@ -591,6 +596,7 @@ fn run(cli: Cli) -> Result<()> {
                 max_order,
                 conform_ops,
                 progress: !quiet && !cli.json,
+                make_it_fail,
             };
             let s = stress::run(&cli.dev, cfg)?;
             if cli.json {

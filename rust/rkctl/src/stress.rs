@@ -117,6 +117,12 @@ pub struct Config {
     /// Steps of each conformance run (the last of a thread may be shorter).
     pub conform_ops: u64,
     pub progress: bool,
+    /// Each worker thread sets its own `/proc/thread-self/make-it-fail`,
+    /// so that task-filtered fault injection (failslab, fail_page_alloc,
+    /// rkalloc's fail points with `task-filter`) fails the workers' kernel
+    /// calls and nothing else: not the main thread, which sets up, checks
+    /// and reports.
+    pub make_it_fail: bool,
 }
 
 /// A thread's heap and arena.
@@ -482,6 +488,12 @@ fn thread_seed(seed: u64, id: usize) -> u64 {
 fn run_thread(w: &Work<'_>, id: usize) -> Result<ThreadResult> {
     let cfg = w.cfg;
     let dev = Device::open(w.path)?;
+    if cfg.make_it_fail {
+        // After the open: a refused open would stop the worker, and it is
+        // the stress's allocations that are to fail, not its set-up.
+        std::fs::write("/proc/thread-self/make-it-fail", "1")
+            .map_err(|e| error::system(format!("cannot set /proc/thread-self/make-it-fail ({e}): is the kernel built with CONFIG_FAULT_INJECTION?")))?;
+    }
     let mut rng = SmallRng::seed_from_u64(thread_seed(cfg.seed, id));
     let mut live: Vec<Live> = Vec::new();
     let mut r = ThreadResult::default();
