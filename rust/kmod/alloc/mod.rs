@@ -14,6 +14,7 @@ mod registry;
 mod tests;
 
 pub(crate) use api::{Allocator, Class, Descriptor, Env};
+#[cfg(rkalloc_kunit)]
 pub(crate) use kmalloc::Kmalloc;
 pub(crate) use registry::Registry;
 

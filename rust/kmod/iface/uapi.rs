@@ -20,9 +20,10 @@ use crate::{
     mm::region::MAX_REQUEST,
     rkcore::{heap::HeapFlags, slab::Flags},
 };
+#[cfg(rkalloc_kunit)]
+use kernel::prelude::*;
 use kernel::{
     ioctl::_IOWR,
-    prelude::*,
     transmute::{AsBytes, FromBytes},
 };
 

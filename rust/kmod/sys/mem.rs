@@ -127,8 +127,12 @@ pub(crate) unsafe fn vfree_ptr(p: *mut u8) {
 pub(crate) fn kvmalloc(size: usize) -> *mut u8 {
     // SAFETY: accepts any size and returns NULL on failure; the arguments
     // are what `kvmalloc()` passes (no buckets, byte alignment, any node).
-    unsafe { bindings::__kvmalloc_node_noprof(size, core::ptr::null_mut(), 1, PEER_GFP, bindings::NUMA_NO_NODE) }
-        .cast()
+    #[cfg(CONFIG_SLAB_BUCKETS)]
+    let p = unsafe { bindings::__kvmalloc_node_noprof(size, core::ptr::null_mut(), 1, PEER_GFP, bindings::NUMA_NO_NODE) };
+    // SAFETY: as above; without slab buckets the bucket argument is gone.
+    #[cfg(not(CONFIG_SLAB_BUCKETS))]
+    let p = unsafe { bindings::__kvmalloc_node_noprof(size, 1, PEER_GFP, bindings::NUMA_NO_NODE) };
+    p.cast()
 }
 
 /// `kvfree`.

@@ -6,6 +6,7 @@ use kernel::{bindings, prelude::*};
 
 extern "C" {
     fn rk_ktime_ns() -> u64;
+    #[cfg(rkalloc_kunit)]
     fn rk_uapi_cmd(index: u32) -> u32;
 }
 
@@ -22,6 +23,7 @@ pub(crate) fn ktime_ns() -> u64 {
     unsafe { rk_ktime_ns() }
 }
 
+#[cfg(rkalloc_kunit)]
 /// The value the C header gives ioctl command `index` (see `shim.c`); lets
 /// KUnit prove that the Rust command numbers match the header.
 pub(crate) fn uapi_cmd(index: u32) -> u32 {

@@ -157,6 +157,7 @@ void rk_kmem_cache_destroy(struct kmem_cache *s) { kmem_cache_destroy(s); }
 
 u64 rk_ktime_ns(void) { return ktime_get_ns(); }
 
+#ifdef RKALLOC_KUNIT
 #include <uapi/rkalloc.h>
 /* The header's command numbers, so KUnit can check the Rust side's. */
 unsigned int rk_uapi_cmd(unsigned int index)
@@ -190,6 +191,7 @@ unsigned int rk_uapi_cmd(unsigned int index)
 
 	return index < ARRAY_SIZE(cmds) ? cmds[index] : 0;
 }
+#endif
 
 /* --- fault injection (sys/fault.rs) --- */
 

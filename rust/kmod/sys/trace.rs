@@ -29,22 +29,44 @@ pub(crate) fn init() {
     unsafe { rk_trace_init() }
 }
 
+/// Whether the tracepoint `tp` is on, without jump labels (User-Mode
+/// Linux has none): one load of its static key's count, as the C
+/// `static_key_count()` does inline (the kernel crate's helper for it is an
+/// out-of-line call).
+#[cfg(not(CONFIG_JUMP_LABEL))]
+#[inline(always)]
+fn key_on(tp: &bindings::tracepoint) -> bool {
+    let count = core::ptr::addr_of!(tp.key.key.enabled.counter);
+    // SAFETY: `count` points into a live C static; a volatile load is the
+    // `READ_ONCE` of `atomic_read`, and a stale answer only delays an event
+    // that is being switched on.
+    unsafe { core::ptr::read_volatile(count) > 0 }
+}
+
 /// Whether `rkalloc:rk_alloc` is on: a patched-out jump while it is off.
 /// Callers compute the event's arguments only under it:
 /// `if trace::alloc_on() { trace::alloc(...) }`, so that an event that is
 /// off costs the allocator nothing but that jump.
 #[inline(always)]
 pub(crate) fn alloc_on() -> bool {
+    #[cfg(CONFIG_JUMP_LABEL)]
     // SAFETY: reading a tracepoint's static key is always allowed; the key
     // is a C-defined static.
-    unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_alloc, bindings::tracepoint, key) }
+    return unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_alloc, bindings::tracepoint, key) };
+    #[cfg(not(CONFIG_JUMP_LABEL))]
+    // SAFETY: a C-defined static, alive as long as the module.
+    return key_on(unsafe { &*core::ptr::addr_of!(__tracepoint_rk_alloc) });
 }
 
 /// Whether `rkalloc:rk_free` is on (see [`alloc_on`]).
 #[inline(always)]
 pub(crate) fn free_on() -> bool {
+    #[cfg(CONFIG_JUMP_LABEL)]
     // SAFETY: as in `alloc_on`.
-    unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_free, bindings::tracepoint, key) }
+    return unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_free, bindings::tracepoint, key) };
+    #[cfg(not(CONFIG_JUMP_LABEL))]
+    // SAFETY: as in `alloc_on`.
+    return key_on(unsafe { &*core::ptr::addr_of!(__tracepoint_rk_free) });
 }
 
 /// Fires `rkalloc:rk_alloc`: `allocator` handed out `bytes` at `addr`

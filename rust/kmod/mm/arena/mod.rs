@@ -92,11 +92,13 @@ impl ArenaObj {
         )
     }
 
+    #[cfg(rkalloc_kunit)]
     /// Bytes of pool memory the arena holds.
     pub(crate) fn held(&self) -> u64 {
         self.inner.lock().held
     }
 
+    #[cfg(rkalloc_kunit)]
     /// Allocates `size` bytes (1 to [`MAX_REQUEST`]) aligned to `align` (a
     /// power of two up to 4096; 0 means 8). When neither the current region
     /// nor a fresh one fits, the arena grows by one region if `budget`

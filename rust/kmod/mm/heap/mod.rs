@@ -356,11 +356,13 @@ impl HeapObj {
         Ok(f(mem))
     }
 
+    #[cfg(rkalloc_kunit)]
     /// The kernel address of the payload at `ptr`, if its region exists.
     pub(crate) fn addr_of(&self, ptr: Ptr) -> Option<NonNull<u8>> {
         self.inner.lock().addr_of(ptr)
     }
 
+    #[cfg(rkalloc_kunit)]
     /// Where in the heap the address `addr` is, if in one of its regions.
     /// Whether it is a live allocation is for [`HeapObj::free`] to decide.
     pub(crate) fn ptr_of(&self, addr: NonNull<u8>) -> Option<Ptr> {

@@ -114,6 +114,7 @@ pub(crate) struct PoolConfig {
 }
 
 impl PoolConfig {
+    #[cfg(rkalloc_kunit)]
     /// A private pool without a shrinker (KUnit suites use these).
     pub(crate) const fn private(initial_chunks: u32, max_chunks: u32) -> Self {
         Self {

@@ -129,6 +129,7 @@ impl Cache {
         unsafe { CStr::from_bytes_with_nul_unchecked(bytes) }
     }
 
+    #[cfg(rkalloc_kunit)]
     /// The object layout.
     pub(crate) fn layout(&self) -> &Layout {
         &self.layout
@@ -225,6 +226,7 @@ impl Cache {
         Ok(())
     }
 
+    #[cfg(rkalloc_kunit)]
     /// Frees every object of `objs` (null entries are skipped). Returns the
     /// first error of a debug cache's checks, after trying every object.
     pub(crate) fn free_bulk(&self, objs: &[*mut u8]) -> Result {

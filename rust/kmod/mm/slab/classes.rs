@@ -204,6 +204,7 @@ impl SizeClasses {
         }
     }
 
+    #[cfg(rkalloc_kunit)]
     /// Usable bytes at `p` (kmalloc's `ksize`).
     pub(crate) fn usable_size(&self, p: NonNull<u8>) -> Result<usize> {
         Ok(match self.owner(p)? {
