@@ -24,3 +24,5 @@ const unsigned int rkctl_cmd_arena_reset = RKALLOC_IOC_ARENA_RESET;
 const unsigned int rkctl_cmd_bench = RKALLOC_IOC_BENCH;
 const unsigned int rkctl_cmd_replay = RKALLOC_IOC_REPLAY;
 const unsigned int rkctl_cmd_list = RKALLOC_IOC_LIST;
+const unsigned int rkctl_cmd_allocators = RKALLOC_IOC_ALLOCATORS;
+const unsigned int rkctl_cmd_conform = RKALLOC_IOC_CONFORM;

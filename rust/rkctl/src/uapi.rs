@@ -32,6 +32,8 @@ pub mod cmd {
         static rkctl_cmd_bench: u32;
         static rkctl_cmd_replay: u32;
         static rkctl_cmd_list: u32;
+        static rkctl_cmd_allocators: u32;
+        static rkctl_cmd_conform: u32;
     }
     macro_rules! cmds {
         ($($f:ident => $s:ident),* $(,)?) => {$(
@@ -43,4 +45,5 @@ pub mod cmd {
         )*};
     }
     cmds!(info => rkctl_cmd_info, pool_alloc => rkctl_cmd_pool_alloc, free => rkctl_cmd_free, fill => rkctl_cmd_fill, verify => rkctl_cmd_verify, check => rkctl_cmd_check, pool_shrink => rkctl_cmd_pool_shrink, pool_stats => rkctl_cmd_pool_stats, cache_create => rkctl_cmd_cache_create, cache_destroy => rkctl_cmd_cache_destroy, obj_alloc => rkctl_cmd_obj_alloc, obj_free => rkctl_cmd_obj_free, malloc => rkctl_cmd_malloc, heap_create => rkctl_cmd_heap_create, heap_alloc => rkctl_cmd_heap_alloc, heap_reset => rkctl_cmd_heap_reset, heap_destroy => rkctl_cmd_heap_destroy, arena_alloc => rkctl_cmd_arena_alloc, arena_reset => rkctl_cmd_arena_reset, bench => rkctl_cmd_bench, replay => rkctl_cmd_replay, list => rkctl_cmd_list);
+    cmds!(allocators => rkctl_cmd_allocators, conform => rkctl_cmd_conform);
 }

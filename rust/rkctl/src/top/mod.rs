@@ -1,0 +1,2 @@
+//! `rkctl top` (being written).
+pub mod parse;
