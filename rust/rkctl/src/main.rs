@@ -1,6 +1,7 @@
 //! rkctl: drive rkalloc's allocators from userspace through `/dev/rkalloc`.
 mod bench;
 mod canvas;
+mod copyout;
 mod device;
 mod errors;
 mod fuzz;
@@ -153,6 +154,11 @@ enum Cmd {
     /// slab caches, heaps and arenas came back to their baseline once the
     /// fuzzer's fds were closed. Run it alone on the module.
     Fuzz(fuzz::Args),
+    /// A call whose result cannot be copied back (its struct in a read-only
+    /// page: EFAULT) must change nothing: for every command that allocates,
+    /// frees or resets, one line PASS or FAIL with why. Exits non-zero on
+    /// any failure. Run it alone on the module.
+    Copyout(copyout::Args),
     /// Give free pool memory back to the kernel.
     Shrink,
     /// Run the invariant checkers.
@@ -445,6 +451,7 @@ fn main() -> Result<()> {
         }
         Cmd::GenTrace { shape, allocs, seed } => print!("{}", replay::generate(shape, allocs, seed)),
         Cmd::Fuzz(a) => fuzz::main(&cli.dev, cli.json, &a)?,
+        Cmd::Copyout(a) => copyout::main(&cli.dev, cli.json, &a)?,
         Cmd::Shrink => {
             let n = device::Device::open(&cli.dev)?.shrink()?;
             if cli.json {
