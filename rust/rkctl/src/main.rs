@@ -6,6 +6,7 @@ mod device;
 mod errors;
 mod fuzz;
 mod heapcmd;
+mod import;
 mod map;
 mod plot;
 mod replay;
@@ -135,6 +136,11 @@ enum Cmd {
         #[arg(short, long, default_value_t = 3)]
         repeats: u32,
     },
+    /// Turn a capture of the kernel's kmem:kmalloc/kmem:kfree tracepoints
+    /// (and kmem_cache_alloc/free), from `perf script` or `trace-cmd
+    /// report` (or tracefs's trace file), into a replay trace: ids in
+    /// allocation order, sizes are bytes_req, no pointer kept.
+    Import(import::Args),
     /// Write a synthetic allocation trace to stdout.
     GenTrace {
         #[arg(value_enum)]
@@ -452,6 +458,7 @@ fn main() -> Result<()> {
         Cmd::GenTrace { shape, allocs, seed } => print!("{}", replay::generate(shape, allocs, seed)),
         Cmd::Fuzz(a) => fuzz::main(&cli.dev, cli.json, &a)?,
         Cmd::Copyout(a) => copyout::main(&cli.dev, cli.json, &a)?,
+        Cmd::Import(a) => import::main(&a)?,
         Cmd::Shrink => {
             let n = device::Device::open(&cli.dev)?.shrink()?;
             if cli.json {
