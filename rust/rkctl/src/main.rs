@@ -165,6 +165,10 @@ enum Cmd {
     /// frees or resets, one line PASS or FAIL with why. Exits non-zero on
     /// any failure. Run it alone on the module.
     Copyout(copyout::Args),
+    /// A live view of /sys/kernel/debug/rkalloc like slabtop: the pool,
+    /// every slab cache (slabtop's columns and sort keys), every heap and
+    /// arena; q or Ctrl-C quits. --once prints one plain frame.
+    Top(top::Args),
     /// Give free pool memory back to the kernel.
     Shrink,
     /// Run the invariant checkers.
@@ -459,6 +463,7 @@ fn main() -> Result<()> {
         Cmd::Fuzz(a) => fuzz::main(&cli.dev, cli.json, &a)?,
         Cmd::Copyout(a) => copyout::main(&cli.dev, cli.json, &a)?,
         Cmd::Import(a) => import::main(&a)?,
+        Cmd::Top(a) => top::main(&a)?,
         Cmd::Shrink => {
             let n = device::Device::open(&cli.dev)?.shrink()?;
             if cli.json {
