@@ -363,7 +363,7 @@ impl<'a> Worker<'a> {
             Number::Real => {}
             Number::Unknown => {
                 let magic = if self.g.below(2) == 0 {
-                    u32::from(uapi::RKALLOC_IOC_MAGIC)
+                    uapi::RKALLOC_IOC_MAGIC
                 } else {
                     let m = self.g.below(256) as u32;
                     if VFS_MAGICS.contains(&m) {
@@ -441,7 +441,7 @@ impl<'a> Worker<'a> {
             // Without access to its array the call cannot succeed (LIST and
             // ALLOCATORS with max 0 do not touch it).
             let max = u32::from_le_bytes(self.d.arg[4..8].try_into().unwrap_or_default());
-            array_bad = !usable && !(role == Role::EntriesOut && max == 0);
+            array_bad = !(usable || role == Role::EntriesOut && max == 0);
             if !usable {
                 notes.push(format!("{:?} user array", self.d.array_ptr));
             }

@@ -482,12 +482,10 @@ mod tests {
         let before = render(&s, Sort::Name);
         // The same heaps with their columns in reverse order, and an
         // arena file that lacks a column.
-        let rev = |t: &Table| {
-            let cols: Vec<String> = t.columns.iter().rev().cloned().collect();
-            let rows: Vec<String> = t.rows.iter().map(|r| r.iter().rev().cloned().collect::<Vec<_>>().join(" ")).collect();
-            Table::parse(&format!("# {}\n{}\n", cols.join(" "), rows.join("\n"))).unwrap()
-        };
-        s.heaps = rev(&s.heaps);
+        let t = &s.heaps;
+        let cols: Vec<String> = t.columns.iter().rev().cloned().collect();
+        let rows: Vec<String> = t.rows.iter().map(|r| r.iter().rev().cloned().collect::<Vec<_>>().join(" ")).collect();
+        s.heaps = Table::parse(&format!("# {}\n{}\n", cols.join(" "), rows.join("\n"))).unwrap();
         assert_eq!(render(&s, Sort::Name), before);
         s.arenas = Table::parse("# id live\n7 3\n").unwrap();
         let f = render(&s, Sort::Name);

@@ -72,7 +72,7 @@ impl Pool {
                 bail!("pool line {n}: order{o} out of sequence");
             }
             let w: Vec<&str> = kv.split_whitespace().collect();
-            if w.len() % 2 != 0 {
+            if !w.len().is_multiple_of(2) {
                 bail!("pool line {n}: `{kv}` is not `key value` pairs");
             }
             let mut m = BTreeMap::new();
