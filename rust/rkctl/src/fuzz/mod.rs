@@ -438,23 +438,44 @@ impl<'a> Worker<'a> {
             let p = self.mem.place(Area::Array, self.d.array_ptr, &self.d.array, self.d.array_access, if out { esz } else { 0 }, out);
             self.d.arg[off..off + 8].copy_from_slice(&p.addr.to_le_bytes());
             let usable = if out { self.d.array_ptr.writable() } else { self.d.array_ptr.readable() };
-            // Without access to its array the call cannot succeed (LIST and
-            // ALLOCATORS with max 0 do not touch it).
+            // Without access to its array the call cannot succeed. LIST and
+            // ALLOCATORS write only min(max, count) entries: none for max
+            // 0, and maybe few enough to stop short of the guard page of a
+            // straddling array.
             let max = u32::from_le_bytes(self.d.arg[4..8].try_into().unwrap_or_default());
-            array_bad = !(usable || role == Role::EntriesOut && max == 0);
+            let maybe = role == Role::EntriesOut && (max == 0 || self.d.array_ptr == Ptr::Straddle);
+            array_bad = !usable && !maybe;
             if !usable {
                 notes.push(format!("{:?} user array", self.d.array_ptr));
             }
             array = Some((p, role, esz));
         }
         let argp = self.mem.place(Area::Arg, arg_ptr, &self.d.arg[..spec.size], spec.size, 0, false);
+        let out_of_range = spec::invalid(spec.name, &self.d.arg[..spec.size], &self.d.array, &sh.env);
+        if let Some(why) = out_of_range {
+            notes.push(why.to_string());
+        }
         let expect = if number != Number::Real {
             Expect::Errno(libc::ENOTTY)
+        } else if arg_ptr == Ptr::Straddle && size_field.is_some() {
+            // The size field itself is readable: a kernel may refuse it
+            // (EINVAL) before reading the rest (EFAULT), or accept a smaller
+            // size of another ABI version that ends before the guard page.
+            if size_field.is_some_and(|(_, impossible)| impossible) {
+                Expect::Fail
+            } else {
+                Expect::Table
+            }
         } else if !arg_ptr.readable() {
             Expect::Errno(libc::EFAULT)
         } else if size_field.is_some_and(|(_, impossible)| impossible) {
             Expect::Errno(libc::EINVAL)
-        } else if arg_ptr == Ptr::ReadOnly || reserved_set || array_bad || self.d.srcs.iter().any(|s| s.must_refuse()) {
+        } else if arg_ptr == Ptr::ReadOnly
+            || reserved_set
+            || array_bad
+            || out_of_range.is_some()
+            || self.d.srcs.iter().any(|s| s.must_refuse())
+        {
             Expect::Fail
         } else {
             Expect::Table

@@ -1020,3 +1020,130 @@ fn conform(g: &mut Gen, env: &Env) -> uapi::rkalloc_conform {
     }
     uapi::rkalloc_conform { allocator, ops, seed: g.u64(), lo, hi, max_live, ..Default::default() }
 }
+
+/// Why the header says a drafted call must fail, if it does: a parameter
+/// outside the range the header documents for it ("EINVAL otherwise",
+/// E2BIG). Only what the header states is checked; `array` is the user
+/// array's content (REPLAY's ops).
+pub fn invalid(name: &str, arg: &[u8], array: &[u8], env: &Env) -> Option<&'static str> {
+    use uapi::*;
+    let pow2 = |a: u32| a == 0 || (a.is_power_of_two() && a <= 4096);
+    let alloc = |id: u32| env.allocators.get(id as usize);
+    let bad = match name {
+        "POOL_ALLOC" => (from_bytes::<rkalloc_pool_alloc>(arg).order > env.max_order).then_some("order above max_order"),
+        "CACHE_CREATE" => {
+            let a: rkalloc_cache_create = from_bytes(arg);
+            if !(1..=8192).contains(&a.obj_size) {
+                Some("obj_size not in 1..8192")
+            } else if !pow2(a.align) {
+                Some("align not 0 or a power of two up to 4096")
+            } else if a.flags & !(RKALLOC_CACHE_RED_ZONE | RKALLOC_CACHE_POISON | RKALLOC_CACHE_DEBUG_CHECKS) != 0 {
+                Some("unknown cache flags")
+            } else if !a.name.contains(&0) {
+                Some("name not NUL-terminated")
+            } else {
+                None
+            }
+        }
+        "OBJ_ALLOC" | "OBJ_FREE" => {
+            let c = from_bytes::<rkalloc_batch>(arg).count;
+            (c == 0 || c > RKALLOC_MAX_BATCH).then_some("count not in 1..RKALLOC_MAX_BATCH")
+        }
+        "MALLOC" => (!(1..=u64::from(RKALLOC_MAX_MALLOC)).contains(&from_bytes::<rkalloc_malloc>(arg).bytes))
+            .then_some("bytes not in 1..RKALLOC_MAX_MALLOC"),
+        "HEAP_CREATE" => {
+            let a: rkalloc_heap_create = from_bytes(arg);
+            if a.policy >= env.nr_policies {
+                Some("policy not below nr_policies")
+            } else if a.flags & !RKALLOC_HEAP_DEBUG != 0 {
+                Some("unknown heap flags")
+            } else {
+                None
+            }
+        }
+        "HEAP_ALLOC" => (!(1..=u64::from(RKALLOC_MAX_HEAP_ALLOC)).contains(&from_bytes::<rkalloc_heap_alloc>(arg).bytes))
+            .then_some("bytes not in 1..RKALLOC_MAX_HEAP_ALLOC"),
+        "ARENA_ALLOC" => {
+            let a: rkalloc_arena_alloc = from_bytes(arg);
+            if !(1..=u64::from(RKALLOC_MAX_HEAP_ALLOC)).contains(&a.bytes) {
+                Some("bytes not in 1..RKALLOC_MAX_HEAP_ALLOC")
+            } else if !pow2(a.align) {
+                Some("align not 0 or a power of two up to 4096")
+            } else {
+                None
+            }
+        }
+        "BENCH" => {
+            let b: rkalloc_bench = from_bytes(arg);
+            match alloc(b.allocator) {
+                None => Some("allocator not in the table"),
+                Some(_) if b.pattern > RKALLOC_BENCH_CROSS_CPU => Some("unknown pattern"),
+                Some(_) if !(1..=1 << 24).contains(&b.ops) => Some("ops not in 1..2^24"),
+                Some(_) if !(1..=RKALLOC_MAX_SAMPLES).contains(&b.samples) => Some("samples not in 1..RKALLOC_MAX_SAMPLES"),
+                Some(_) if b.pattern != RKALLOC_BENCH_PAIR && !(1..=RKALLOC_MAX_BATCH).contains(&b.batch) => {
+                    Some("batch not in 1..RKALLOC_MAX_BATCH")
+                }
+                Some(a) if b.bytes < a.min || b.bytes > a.max => Some("bytes outside the allocator's range"),
+                Some(a)
+                    if a.flags & RKALLOC_ALLOCATOR_FREES_ALL != 0
+                        && matches!(b.pattern, RKALLOC_BENCH_RANDOM_LIFE | RKALLOC_BENCH_CROSS_CPU) =>
+                {
+                    Some("an allocator that frees all at once with per-object lifetimes")
+                }
+                Some(_) => None,
+            }
+        }
+        "CONFORM" => {
+            let c: rkalloc_conform = from_bytes(arg);
+            match alloc(c.allocator) {
+                None => Some("allocator not in the table"),
+                Some(_) if !(1..=1 << 24).contains(&c.ops) => Some("ops not in 1..2^24"),
+                Some(_) if !(1..=RKALLOC_MAX_BATCH).contains(&c.max_live) => Some("max_live not in 1..RKALLOC_MAX_BATCH"),
+                Some(_) if c.lo != 0 && c.hi != 0 && c.lo > c.hi => Some("lo above hi"),
+                Some(a) if c.hi != 0 && c.hi > a.max => Some("hi above the allocator's max_bytes"),
+                Some(_) => None,
+            }
+        }
+        "REPLAY" => replay_invalid(&from_bytes(arg), array, env),
+        _ => None,
+    };
+    bad
+}
+
+/// The header's checks of a REPLAY, where the ops the kernel reads are
+/// all in `array` (else only the struct's fields are checked).
+fn replay_invalid(r: &uapi::rkalloc_replay, array: &[u8], env: &Env) -> Option<&'static str> {
+    use uapi::*;
+    if r.count > RKALLOC_MAX_REPLAY_OPS {
+        return Some("count above RKALLOC_MAX_REPLAY_OPS");
+    }
+    if r.count == 0 || r.max_id == 0 || r.max_id > RKALLOC_MAX_REPLAY_OPS {
+        return Some("count or max_id 0, or max_id above RKALLOC_MAX_REPLAY_OPS");
+    }
+    let Some(a) = env.allocators.get(r.allocator as usize) else { return Some("allocator not in the table") };
+    if a.flags & RKALLOC_ALLOCATOR_FREES_ALL != 0 {
+        return Some("an allocator that frees all at once");
+    }
+    let esz = size_of::<rkalloc_trace_op>();
+    let n = r.count as usize;
+    if n * esz > array.len() {
+        return None;
+    }
+    let mut live = vec![false; r.max_id as usize];
+    for o in array[..n * esz].chunks_exact(esz).map(from_bytes::<rkalloc_trace_op>) {
+        let Some(l) = live.get_mut(o.id as usize) else { return Some("an op's id at or above max_id") };
+        match o.op {
+            RKALLOC_TRACE_ALLOC if *l => return Some("an ALLOC of a live id"),
+            RKALLOC_TRACE_ALLOC if o.size == 0 || o.size > u64::from(RKALLOC_MAX_REPLAY_SIZE) => {
+                return Some("an ALLOC of 0 or more than RKALLOC_MAX_REPLAY_SIZE bytes")
+            }
+            RKALLOC_TRACE_ALLOC if o.size < a.min || o.size > a.max => return Some("a size the allocator cannot serve"),
+            RKALLOC_TRACE_ALLOC => *l = true,
+            RKALLOC_TRACE_FREE if !*l => return Some("a FREE of an id not live"),
+            RKALLOC_TRACE_FREE if o.size != 0 => return Some("a FREE with a size"),
+            RKALLOC_TRACE_FREE => *l = false,
+            _ => return Some("an op that is neither ALLOC nor FREE"),
+        }
+    }
+    None
+}

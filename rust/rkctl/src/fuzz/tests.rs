@@ -210,6 +210,7 @@ fn fake_success(name: &str, arg: &[u8], next: &mut u64) -> Option<(Vec<u8>, Vec<
         "HEAP_ALLOC" => !(1..=1 << 20).contains(&from_bytes::<uapi::rkalloc_heap_alloc>(arg).bytes),
         "ARENA_ALLOC" => !(1..=1 << 20).contains(&from_bytes::<uapi::rkalloc_arena_alloc>(arg).bytes),
         "OBJ_ALLOC" => !(1..=uapi::RKALLOC_MAX_BATCH).contains(&from_bytes::<uapi::rkalloc_batch>(arg).count),
+        "CACHE_CREATE" => !(1..=8192).contains(&from_bytes::<uapi::rkalloc_cache_create>(arg).obj_size),
         _ => false,
     };
     if refused {
@@ -330,4 +331,54 @@ fn expensive_commands_stay_cheap() {
         spec::draft("REPLAY", &mut g, &cx, &mut d);
         assert!(d.array.len() <= 18 * 16);
     }
+}
+
+#[test]
+fn out_of_range_parameters_must_fail() {
+    let env = Env::example();
+    let inv = |name: &str, arg: &[u8]| spec::invalid(name, arg, &[], &env);
+    assert_eq!(inv("POOL_ALLOC", bytes_of(&uapi::rkalloc_pool_alloc { order: 10, ..Default::default() })), None);
+    assert!(inv("POOL_ALLOC", bytes_of(&uapi::rkalloc_pool_alloc { order: 11, ..Default::default() })).is_some());
+    let mut c = uapi::rkalloc_cache_create { obj_size: 8192, align: 4096, flags: 7, ..Default::default() };
+    c.name[0] = b'x' as _;
+    assert_eq!(inv("CACHE_CREATE", bytes_of(&c)), None);
+    for bad in [
+        uapi::rkalloc_cache_create { obj_size: 8193, ..c },
+        uapi::rkalloc_cache_create { align: 24, ..c },
+        uapi::rkalloc_cache_create { flags: 8, ..c },
+        uapi::rkalloc_cache_create { name: [b'a' as _; 32], ..c },
+    ] {
+        assert!(inv("CACHE_CREATE", bytes_of(&bad)).is_some(), "{bad:?}");
+    }
+    let b = |count| uapi::rkalloc_batch { count, ..Default::default() };
+    assert!(inv("OBJ_FREE", bytes_of(&b(0))).is_some() && inv("OBJ_ALLOC", bytes_of(&b(4097))).is_some());
+    assert_eq!(inv("OBJ_ALLOC", bytes_of(&b(4096))), None);
+    let bench = uapi::rkalloc_bench { allocator: 1, pattern: 0, batch: 0, bytes: 64, ops: 1 << 24, samples: 1024, ..Default::default() };
+    assert_eq!(inv("BENCH", bytes_of(&bench)), None, "PAIR ignores batch");
+    assert!(inv("BENCH", bytes_of(&uapi::rkalloc_bench { pattern: 1, ..bench })).is_some());
+    assert!(inv("BENCH", bytes_of(&uapi::rkalloc_bench { bytes: 8193, ..bench })).is_some());
+    // The arena (FREES_ALL) has no per-object lifetimes.
+    assert!(inv("BENCH", bytes_of(&uapi::rkalloc_bench { allocator: 4, pattern: 3, batch: 8, ..bench })).is_some());
+    assert_eq!(inv("BENCH", bytes_of(&uapi::rkalloc_bench { allocator: 4, pattern: 1, batch: 8, ..bench })), None);
+    let conf = uapi::rkalloc_conform { allocator: 3, ops: 10, max_live: 4, ..Default::default() };
+    assert_eq!(inv("CONFORM", bytes_of(&conf)), None);
+    assert!(inv("CONFORM", bytes_of(&uapi::rkalloc_conform { lo: 9, hi: 8, ..conf })).is_some());
+    assert!(inv("CONFORM", bytes_of(&uapi::rkalloc_conform { hi: (1 << 20) + 1, ..conf })).is_some());
+    // REPLAY: the trace itself is checked as the kernel does.
+    let op = |op, id, size| uapi::rkalloc_trace_op { op, id, size };
+    let (a, f) = (uapi::RKALLOC_TRACE_ALLOC, uapi::RKALLOC_TRACE_FREE);
+    let r = |ops: &[uapi::rkalloc_trace_op], max_id, allocator| {
+        let arr: Vec<u8> = ops.iter().flat_map(|o| bytes_of(o).to_vec()).collect();
+        let s = uapi::rkalloc_replay { allocator, count: ops.len() as u32, max_id, ..Default::default() };
+        spec::invalid("REPLAY", bytes_of(&s), &arr, &env)
+    };
+    assert_eq!(r(&[op(a, 0, 8), op(f, 0, 0), op(a, 0, 9)], 1, 2), None);
+    assert_eq!(r(&[op(a, 0, 8), op(a, 0, 8)], 1, 2), Some("an ALLOC of a live id"));
+    assert_eq!(r(&[op(f, 0, 0)], 1, 2), Some("a FREE of an id not live"));
+    assert_eq!(r(&[op(a, 1, 8)], 1, 2), Some("an op's id at or above max_id"));
+    assert_eq!(r(&[op(a, 0, 8), op(f, 0, 8)], 1, 2), Some("a FREE with a size"));
+    assert_eq!(r(&[op(2, 0, 8)], 1, 2), Some("an op that is neither ALLOC nor FREE"));
+    assert_eq!(r(&[op(a, 0, 9000)], 1, 1), Some("a size the allocator cannot serve"));
+    assert_eq!(r(&[op(a, 0, 8)], 1, 4), Some("an allocator that frees all at once"));
+    assert!(r(&[], 1, 2).is_some() && r(&[op(a, 0, 8)], 0, 2).is_some());
 }
