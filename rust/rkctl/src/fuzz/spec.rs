@@ -1029,7 +1029,7 @@ pub fn invalid(name: &str, arg: &[u8], array: &[u8], env: &Env) -> Option<&'stat
     use uapi::*;
     let pow2 = |a: u32| a == 0 || (a.is_power_of_two() && a <= 4096);
     let alloc = |id: u32| env.allocators.get(id as usize);
-    let bad = match name {
+    match name {
         "POOL_ALLOC" => (from_bytes::<rkalloc_pool_alloc>(arg).order > env.max_order).then_some("order above max_order"),
         "CACHE_CREATE" => {
             let a: rkalloc_cache_create = from_bytes(arg);
@@ -1106,8 +1106,7 @@ pub fn invalid(name: &str, arg: &[u8], array: &[u8], env: &Env) -> Option<&'stat
         }
         "REPLAY" => replay_invalid(&from_bytes(arg), array, env),
         _ => None,
-    };
-    bad
+    }
 }
 
 /// The header's checks of a REPLAY, where the ops the kernel reads are
