@@ -382,3 +382,43 @@ fn out_of_range_parameters_must_fail() {
     assert_eq!(r(&[op(a, 0, 8)], 1, 4), Some("an allocator that frees all at once"));
     assert!(r(&[], 1, 2).is_some() && r(&[op(a, 0, 8)], 0, 2).is_some());
 }
+
+#[test]
+fn the_engine_runs_threads_races_and_reopens_on_a_null_device() {
+    // /dev/null answers every ioctl with ENOTTY, which the header lists
+    // for every command: the run exercises the threads, the reopens, the
+    // close races (dup, dup2 onto the tombstone, close) and the memory
+    // placement with real syscalls, and only the calls whose answer was
+    // certain (EFAULT, EINVAL, success) are failures.
+    let sh = host_shared(9);
+    let counts: Vec<Counts> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|t| {
+                let sh = &sh;
+                s.spawn(move || {
+                    let mut w = Worker::new(sh, t).unwrap();
+                    w.run(20_000).unwrap();
+                    w.counts
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ioctls: u64 = counts.iter().map(|c| c.ioctls).sum();
+    let races: u64 = counts.iter().map(|c| c.races).sum();
+    let reopens: u64 = counts.iter().map(|c| c.reopens).sum();
+    let checks: u64 = counts.iter().map(|c| c.checks).sum();
+    assert_eq!(ioctls, 40_000 - reopens, "one ioctl per step but the reopens");
+    assert!(races > 10 && reopens > 20 && checks > 50, "{races} races, {reopens} reopens, {checks} checks");
+    let hist_total: u64 = counts.iter().flat_map(|c| c.hist.iter()).map(|h| h[libc::ENOTTY as usize]).sum();
+    assert_eq!(hist_total, ioctls, "every answer was ENOTTY");
+    let failures = sh.failures.lock().unwrap();
+    assert!(!failures.is_empty());
+    for f in failures.iter() {
+        assert_eq!(f.errno, "ENOTTY");
+        assert!(
+            f.why.contains("expected EFAULT") || f.why.contains("expected EINVAL") || f.why.contains("expected success"),
+            "{f:?}"
+        );
+    }
+}
