@@ -2,39 +2,43 @@
 //! rkalloc: allocators built on a buddy page pool, compared side by side with
 //! the kernel's own.
 //!
-//! The crate root wires the layers together (see `../../README.md`):
+//! The crate root only declares the layers and wires them at load (see
+//! `../../README.md`, "Layout"); arrows point down, and nothing below
+//! imports anything above:
 //!
 //! ```text
-//! dev (misc device, per-fd handles)    debugfs (read-only views)
-//!                  \                     /
-//!                   registry of allocators
-//!                            |
-//!                      pool (buddy) <- alloc_pages(MAX_PAGE_ORDER)
+//! iface    (uapi, /dev/rkalloc and what an fd owns, debugfs, map)
+//!   |  \
+//!   |   measure  (bench, replay)
+//!   |  /
+//! alloc    (the Allocator trait, one file per allocator, the table, conformance)
+//!   |
+//! mm       (pool, region, slab, heap, arena, catalog)
+//!   |
+//! sys + rkcore   (all FFI and the C shim; the pure algorithms)
 //! ```
 //!
-//! Data flows down only: nothing below imports anything above. All FFI lives
-//! in [`sys`]; the algorithms live in the environment-free [`rkcore`], the
-//! same files the host crate `rkalloc-core` tests.
+//! [`state::Shared`] is what every layer above `mm` shares.
 
 use kernel::{miscdevice::MiscDeviceRegistration, prelude::*, sync::Arc};
 
-mod arena;
-mod bench;
-mod debugfs;
-mod dev;
-mod handles;
-mod heap;
-mod map;
-mod pool;
-mod registry;
-mod replay;
+mod alloc;
+mod iface;
+mod measure;
+mod mm;
 // Public, so that the parts of the shared host crate this module does not
 // use are not dead code here (nor `unreachable_pub`).
 pub mod rkcore;
-mod slab;
-mod sort;
+mod state;
 mod sys;
-mod uapi;
+
+use iface::dev::{Owner, RkDevice};
+use mm::{
+    catalog::Catalog,
+    pool::{Pool, PoolConfig, PAGE_SIZE},
+    slab::SizeClasses,
+};
+use state::Shared;
 
 module! {
     type: RkallocModule,
@@ -58,30 +62,6 @@ module! {
     },
 }
 
-/// State shared by the device, debugfs and every open file.
-pub(crate) struct Shared {
-    /// This module, for `try_module_get` in `open`.
-    pub(crate) module: &'static ThisModule,
-    /// Per-fd cap on memory held, in bytes.
-    pub(crate) fd_cap_bytes: u64,
-    /// The page pool every rkalloc allocator takes its pages from.
-    pub(crate) pool: Arc<pool::Pool>,
-    /// The kmalloc-style size classes (`rk_malloc`/`rk_free`) and the
-    /// registry of every slab cache.
-    pub(crate) kmalloc: slab::SizeClasses,
-    /// Every live heap and arena, for debugfs and the invariant check.
-    pub(crate) catalog: Arc<heap::Catalog>,
-    /// Numbers the open files, for their handles.
-    pub(crate) next_fd_id: core::sync::atomic::AtomicU32,
-    /// Files of `/dev/rkalloc` open now.
-    pub(crate) open_fds: core::sync::atomic::AtomicU32,
-    /// The benchmark's 64-byte SLUB peer, `rkalloc_peer_64`. It lives as
-    /// long as the module, so that `/sys/kernel/slab/rkalloc_peer_64/`
-    /// (`sheaf_capacity`...) shows how the peer ran after the run; peers of
-    /// other sizes are made for each run.
-    pub(crate) peer64: sys::KmemCache,
-}
-
 /// The loaded module.
 ///
 /// Fields drop in declaration order: the device goes first, so no new file
@@ -90,48 +70,72 @@ pub(crate) struct Shared {
 #[pin_data]
 struct RkallocModule {
     #[pin]
-    miscdev: MiscDeviceRegistration<dev::RkDevice>,
-    _debugfs: debugfs::Files,
+    miscdev: MiscDeviceRegistration<RkDevice<RkallocModule>>,
+    _debugfs: iface::debugfs::Files,
     /// Dropped before `shared`, whose size classes it reclaims from.
     _slab_shrinker: sys::Shrinker,
     shared: Arc<Shared>,
+    /// The workqueue that drains per-CPU lists: made first, gone last.
+    _wq: sys::cpu::WorkQueue,
 }
 
-impl RkallocModule {
-    /// The module that owns `misc`.
-    fn from_misc(misc: &MiscDeviceRegistration<dev::RkDevice>) -> &Self {
+impl Owner for RkallocModule {
+    fn shared(misc: &MiscDeviceRegistration<RkDevice<Self>>) -> Arc<Shared> {
         let field = core::ptr::from_ref(misc).cast_mut();
-        // The only `MiscDeviceRegistration<RkDevice>` is the `miscdev` field of
-        // the pinned module, which outlives its registration's callbacks (the
-        // registration is dropped first).
+        // The only `MiscDeviceRegistration<RkDevice<RkallocModule>>` is the
+        // `miscdev` field of the pinned module, which outlives its
+        // registration's callbacks (the registration is dropped first).
         // SAFETY: `field` is that field, so this yields the live module.
         unsafe { &*kernel::container_of!(field, RkallocModule, miscdev) }
+            .shared
+            .clone()
     }
 }
 
 /// The module's pool, from the module parameters.
-fn pool_config() -> pool::PoolConfig {
-    let chunk_mb = (pool::PAGE_SIZE << rkcore::buddy::MAX_ORDER) as u32 >> 20;
+fn pool_config() -> PoolConfig {
+    let chunk_mb = (PAGE_SIZE << rkcore::buddy::MAX_ORDER) as u32 >> 20;
     let max_chunks = (*module_parameters::pool_max_mb.value()).div_ceil(chunk_mb).max(1);
     let initial_chunks = (*module_parameters::pool_mb.value()).div_ceil(chunk_mb).min(max_chunks);
-    pool::PoolConfig {
+    PoolConfig {
         initial_chunks,
         max_chunks,
         shrinker: true,
     }
 }
 
+/// The core's page size and top order are the kernel's: the pool takes its
+/// chunks with `__get_free_pages(MAX_PAGE_ORDER)` and indexes pages with
+/// them.
+fn check_kernel_facts() -> Result {
+    if 1usize << sys::mem::page_shift() != PAGE_SIZE || sys::mem::max_page_order() != rkcore::buddy::MAX_ORDER {
+        pr_err!(
+            "built for PAGE_SIZE {} and MAX_PAGE_ORDER {}, but this kernel has {} and {}\n",
+            PAGE_SIZE,
+            rkcore::buddy::MAX_ORDER,
+            1usize << sys::mem::page_shift(),
+            sys::mem::max_page_order()
+        );
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 impl kernel::InPlaceModule for RkallocModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(&this in Self {
+            _wq: sys::cpu::WorkQueue::new()?,
             shared: Arc::new(
                 {
-                    let pool = pool::Pool::new(pool_config())?;
+                    check_kernel_facts()?;
+                    sys::trace::init();
+                    let pool = Pool::new(pool_config())?;
                     Shared {
                         module,
-                        kmalloc: slab::SizeClasses::new(&pool)?,
+                        kmalloc: SizeClasses::new(&pool)?,
                         pool,
-                        catalog: heap::Catalog::new()?,
+                        catalog: Catalog::new()?,
+                        allocators: alloc::Registry::new()?,
                         fd_cap_bytes: (*module_parameters::fd_cap_kib.value()).saturating_mul(1024),
                         open_fds: core::sync::atomic::AtomicU32::new(0),
                         next_fd_id: core::sync::atomic::AtomicU32::new(1),
@@ -140,7 +144,7 @@ impl kernel::InPlaceModule for RkallocModule {
                 },
                 GFP_KERNEL,
             )?,
-            _debugfs: debugfs::Files::new(
+            _debugfs: iface::debugfs::Files::new(
                 // SAFETY: `shared` is initialised before `_debugfs` (the order
                 // of this initialiser), and `this` points at the module being
                 // initialised.
@@ -158,11 +162,5 @@ impl kernel::InPlaceModule for RkallocModule {
                 name: c"rkalloc",
             }),
         })
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        pr_info!("unloaded\n");
     }
 }

@@ -19,3 +19,7 @@ pub(crate) mod sizeclass;
 pub(crate) mod heap;
 #[path = "../core/src/arena.rs"]
 pub(crate) mod arena;
+#[path = "../core/src/pattern.rs"]
+pub(crate) mod pattern;
+#[path = "../core/src/sort.rs"]
+pub(crate) mod sort;

@@ -97,6 +97,15 @@ pub struct Arena<M, const R: usize = MAX_REGIONS> {
     s: ArenaStats,
 }
 
+/// A point to rewind an arena to ([`Arena::mark`], [`Arena::rewind`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ArenaMark<const R: usize = MAX_REGIONS> {
+    top: [usize; R],
+    retired: [bool; R],
+    current: Option<usize>,
+    s: ArenaStats,
+}
+
 impl<M: AsRef<[u8]>, const R: usize> Arena<M, R> {
     /// An empty arena; add memory with [`Arena::add_region`].
     pub const fn new() -> Self {
@@ -214,6 +223,42 @@ impl<M: AsRef<[u8]>, const R: usize> Arena<M, R> {
         }
         self.current = Some(f);
         Ok(self.bump(f, 0, 0, size))
+    }
+
+    /// Where the arena stands now: [`Arena::rewind`] goes back to it.
+    pub fn mark(&self) -> ArenaMark<R> {
+        ArenaMark {
+            top: self.top,
+            retired: self.retired,
+            current: self.current,
+            s: self.s,
+        }
+    }
+
+    /// Undoes every allocation made since `m` was taken (and nothing else:
+    /// regions added meanwhile stay, fresh again, so that the caller can
+    /// take them back with [`Arena::remove_region`]). For a caller whose
+    /// allocation must not survive a later failure, e.g. the copy of its
+    /// result to userspace. `m` must come from this arena, with no reset
+    /// and no region removed since.
+    pub fn rewind(&mut self, m: ArenaMark<R>) {
+        let (regions, capacity_bytes) = (self.s.regions, self.s.capacity_bytes);
+        for r in 0..R {
+            let (Some(top), Some(retired), Some(old_top), Some(old_retired)) = (
+                self.top.get_mut(r),
+                self.retired.get_mut(r),
+                m.top.get(r),
+                m.retired.get(r),
+            ) else {
+                continue;
+            };
+            *top = *old_top;
+            *retired = *old_retired;
+        }
+        self.current = m.current;
+        self.s = m.s;
+        self.s.regions = regions;
+        self.s.capacity_bytes = capacity_bytes;
     }
 
     /// Frees every allocation at once; every region becomes fresh.

@@ -14,5 +14,7 @@ pub mod arena;
 pub mod buddy;
 pub mod frag;
 pub mod heap;
+pub mod pattern;
 pub mod sizeclass;
 pub mod slab;
+pub mod sort;

@@ -187,3 +187,49 @@ fn page_alignment_within_a_region() {
     assert_eq!(s.padding_bytes, 4095 + 7 + (8192 - 4112));
     assert_eq!(a.alloc(MAX_ALIGN, MAX_ALIGN), Err(ArenaError::NoMemory));
 }
+
+proptest! {
+    /// Rewinding to a mark undoes exactly the allocations made since: the
+    /// figures are the marked ones (regions added meanwhile apart), those
+    /// regions are fresh again and can be taken back, and the next
+    /// allocation lands where the first undone one did.
+    #[test]
+    fn rewind_undoes_allocations(before in prop::collection::vec(1usize..3000, 0..20),
+                                 after in prop::collection::vec(1usize..3000, 1..20),
+                                 align_log2 in 0u32..=6) {
+        let mut a: Arena<Vec<u8>, 32> = Arena::new();
+        a.add_region(vec![0u8; 16384]).unwrap();
+        let align = 1usize << align_log2;
+        for &s in &before {
+            if a.alloc(s, align) == Err(ArenaError::NoMemory) {
+                a.add_region(vec![0u8; 16384]).unwrap();
+                a.alloc(s, align).unwrap();
+            }
+        }
+        let marked = a.stats();
+        let mark = a.mark();
+        let mut first = None;
+        let mut added = Vec::new();
+        for &s in &after {
+            let p = match a.alloc(s, align) {
+                Ok(p) => p,
+                Err(ArenaError::NoMemory) => {
+                    added.push(a.add_region(vec![0u8; 16384]).unwrap());
+                    a.alloc(s, align).unwrap()
+                }
+                Err(e) => panic!("{e:?}"),
+            };
+            first.get_or_insert(p);
+        }
+        a.rewind(mark);
+        // The first undone allocation lands where it did before.
+        let m2 = a.mark();
+        let again = a.alloc(after[0], align).unwrap();
+        prop_assert_eq!(Some(again), first);
+        a.rewind(m2);
+        for r in added.iter().rev() {
+            prop_assert!(a.remove_region(*r).is_some(), "a region added after the mark is fresh again");
+        }
+        prop_assert_eq!(a.stats(), marked);
+    }
+}

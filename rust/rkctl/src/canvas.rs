@@ -10,6 +10,7 @@ use std::sync::Once;
 
 /// Something that draws itself on any plotters backend.
 pub trait Picture {
+    /// Draws the picture on `root`.
     fn paint<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static;

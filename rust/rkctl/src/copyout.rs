@@ -29,7 +29,9 @@
 //!
 //! Run it alone on the module: pool pages are global.
 use crate::{
-    fuzz::sys::{self, Arg},
+    device::{Arg, Device},
+    error,
+    fuzz::sys,
     top::parse::{Snapshot, Table},
     uapi,
 };
@@ -37,7 +39,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::{
     collections::BTreeSet,
-    os::fd::{AsRawFd, OwnedFd, RawFd},
+    os::fd::RawFd,
     path::{Path, PathBuf},
 };
 
@@ -111,8 +113,8 @@ fn bytes_of<T: Copy>(v: &T) -> &[u8] {
 
 /// Issues `cmd` with `a` in a read-only page; returns the errno (0 on
 /// success, which here is wrong).
-fn ro_call<T: Arg>(fd: RawFd, cmd: u32, a: T) -> Result<i32> {
-    let a = a.sized();
+fn ro_call<T: Arg + Copy>(fd: RawFd, cmd: u32, mut a: T) -> Result<i32> {
+    a.set_size();
     let page = RoPage::new(bytes_of(&a))?;
     // SAFETY: the struct is in a page the kernel cannot write; the arrays
     // it points to are the caller's own buffers (or read-only pages).
@@ -121,10 +123,6 @@ fn ro_call<T: Arg>(fd: RawFd, cmd: u32, a: T) -> Result<i32> {
 
 fn name(e: i32) -> String {
     crate::fuzz::verdict::errno_name(e)
-}
-
-fn ok<T>(what: &str, r: Result<T, i32>) -> Result<T> {
-    r.map_err(|e| anyhow::anyhow!("{what} failed: {}", name(e)))
 }
 
 /// The operation a case makes fail.
@@ -195,7 +193,7 @@ struct Mem {
 
 /// One case's fd and what it holds.
 struct Fixture {
-    fd: OwnedFd,
+    dev: Device,
     mem: Vec<Mem>,
     cache: u64,
     /// A cache without objects (for CACHE_DESTROY).
@@ -222,83 +220,57 @@ impl Fixture {
     /// pages), a cache with two objects, an empty cache, a heap with two
     /// blocks, and with `arena` two arena allocations; every memory handle
     /// filled with a pattern of its own.
-    fn new(dev: &Path, debugfs: &Path, arena: bool, tag: usize) -> Result<Self> {
-        let fd = sys::open(dev)?;
-        let f = fd.as_raw_fd();
+    fn new(path: &Path, debugfs: &Path, arena: bool, tag: usize) -> Result<Self> {
+        let dev = Device::open(path)?;
         let mut mem = Vec::new();
         let mut add = |handle, which| mem.push(Mem { handle, pattern: 0x5eed_0000 + mem.len() as u32, which });
-        add(
-            ok("POOL_ALLOC", sys::call(f, uapi::cmd::pool_alloc(), uapi::rkalloc_pool_alloc { order: 1, ..Default::default() }))?.handle,
-            Which::Pool,
-        );
-        for (b, w) in [(100, Which::MallocSmall), (20000, Which::MallocLarge)] {
-            add(ok("MALLOC", sys::call(f, uapi::cmd::malloc(), uapi::rkalloc_malloc { bytes: b, ..Default::default() }))?.handle, w);
-        }
-        let cache = cache_create(f, &format!("cpo-{}-{tag}", std::process::id()), 72)?;
-        let empty_cache = cache_create(f, &format!("cpo-e-{}-{tag}", std::process::id()), 40)?;
-        let mut objs = [0u64; 2];
-        let b = uapi::rkalloc_batch { count: 2, cache, handles: objs.as_mut_ptr() as u64, ..Default::default() };
-        // `objs` has room for the 2 handles the kernel writes.
-        ok("OBJ_ALLOC", sys::call(f, uapi::cmd::obj_alloc(), b))?;
-        for o in objs {
+        add(dev.pool_alloc(1)?, Which::Pool);
+        add(dev.malloc(100)?, Which::MallocSmall);
+        add(dev.malloc(20000)?, Which::MallocLarge);
+        let cache = dev.cache_create(&format!("cpo-{}-{tag}", std::process::id()), 72, 0, 0)?;
+        let empty_cache = dev.cache_create(&format!("cpo-e-{}-{tag}", std::process::id()), 40, 0, 0)?;
+        for o in dev.obj_alloc(cache, 2)? {
             add(o, Which::Object);
         }
         let ids = heap_ids(debugfs)?;
-        let heap = ok("HEAP_CREATE", sys::call(f, uapi::cmd::heap_create(), uapi::rkalloc_heap_create::default()))?.handle;
+        let heap = dev.heap_create(0, 0, 0)?;
         let new: Vec<String> = heap_ids(debugfs)?.difference(&ids).cloned().collect();
         let [heap_id] = new.as_slice() else {
             bail!("cannot tell this fd's heap in debugfs heaps (new ids: {new:?}); is another program using rkalloc?");
         };
         for b in [200, 3000] {
-            let a = uapi::rkalloc_heap_alloc { heap, bytes: b, ..Default::default() };
-            add(ok("HEAP_ALLOC", sys::call(f, uapi::cmd::heap_alloc(), a))?.handle, Which::HeapBlock);
+            add(dev.heap_alloc(heap, b)?, Which::HeapBlock);
         }
-        let mut fx = Fixture {
-            fd,
+        let mut arena_allocs = Vec::new();
+        if arena {
+            for b in [64, 128] {
+                arena_allocs.push(Mem { handle: dev.arena_alloc(b, 0)?, pattern: 0xa7e0_0000 + b as u32, which: Which::Pool });
+            }
+        }
+        for m in mem.iter().chain(&arena_allocs) {
+            dev.fill(m.handle, m.pattern)?;
+        }
+        Ok(Fixture {
+            dev,
             mem,
             cache,
             empty_cache,
             heap,
             heap_id: heap_id.clone(),
-            arena: Vec::new(),
+            arena: arena_allocs,
             extra: Vec::new(),
             extra_caches: Vec::new(),
             extra_heaps: Vec::new(),
-        };
-        if arena {
-            for b in [64, 128] {
-                let h = ok(
-                    "ARENA_ALLOC",
-                    sys::call(f, uapi::cmd::arena_alloc(), uapi::rkalloc_arena_alloc { bytes: b, ..Default::default() }),
-                )?
-                .handle;
-                fx.arena.push(Mem { handle: h, pattern: 0xa7e0_0000 + b as u32, which: Which::Pool });
-            }
-        }
-        for m in fx.mem.iter().chain(&fx.arena) {
-            ok(
-                "FILL",
-                sys::call(f, uapi::cmd::fill(), uapi::rkalloc_pattern { handle: m.handle, pattern: m.pattern, ..Default::default() }),
-            )?;
-        }
-        Ok(fx)
+        })
     }
 
     fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.dev.raw_fd()
     }
 
     fn one(&self, w: Which) -> u64 {
         self.mem.iter().find(|m| m.which == w).map_or(0, |m| m.handle)
     }
-}
-
-fn cache_create(fd: RawFd, name: &str, obj_size: u32) -> Result<u64> {
-    let mut a = uapi::rkalloc_cache_create { obj_size, ..Default::default() };
-    for (d, s) in a.name.iter_mut().zip(name.bytes().take(uapi::RKALLOC_NAME_LEN as usize - 1)) {
-        *d = s as _;
-    }
-    Ok(ok("CACHE_CREATE", sys::call(fd, uapi::cmd::cache_create(), a))?.handle)
 }
 
 /// What a failed call must leave as it was.
@@ -339,26 +311,15 @@ pub fn diff(a: &State, b: &State) -> Vec<String> {
     v
 }
 
-fn used_pages(fd: RawFd) -> Result<u64> {
-    ok("POOL_SHRINK", sys::call(fd, uapi::cmd::pool_shrink(), uapi::rkalloc_pool_shrink::default()))?;
-    let s = ok("POOL_STATS", sys::call(fd, uapi::cmd::pool_stats(), uapi::rkalloc_pool_stats::default()))?;
+fn used_pages(dev: &Device) -> Result<u64> {
+    dev.shrink()?;
+    let s = dev.pool_stats()?;
     Ok(s.total_pages - s.free_pages)
 }
 
-fn list(fd: RawFd) -> Result<Vec<uapi::rkalloc_list_entry>> {
-    let n = ok("LIST", sys::call(fd, uapi::cmd::list(), uapi::rkalloc_list::default()))?.count;
-    let mut v = vec![uapi::rkalloc_list_entry::default(); n as usize + 8];
-    let a = uapi::rkalloc_list { max: v.len() as u32, entries: v.as_mut_ptr() as u64, ..Default::default() };
-    // `v` has room for `max` entries.
-    let got = ok("LIST", sys::call(fd, uapi::cmd::list(), a))?;
-    v.truncate((got.count as usize).min(v.len()));
-    Ok(v)
-}
-
 fn state(fx: &Fixture, debugfs: &Path) -> Result<State> {
-    let f = fx.fd();
-    let i = ok("INFO", sys::call(f, uapi::cmd::info(), uapi::rkalloc_info::default()))?;
-    let l = list(f)?;
+    let i = fx.dev.info()?;
+    let l = fx.dev.list()?;
     let heaps = Snapshot::read(debugfs)?.heaps;
     let rows = heaps.by_id()?;
     let heap_live = match rows.get(&fx.heap_id) {
@@ -370,7 +331,7 @@ fn state(fx: &Fixture, debugfs: &Path) -> Result<State> {
         nr_heaps: i.nr_heaps,
         own: l.iter().filter(|e| e.handle != 0).map(|e| (e.handle, e.kind, e.obj_size, e.policy, e.flags, e.bytes)).collect(),
         list_count: l.len(),
-        used_pages: used_pages(f)?,
+        used_pages: used_pages(&fx.dev)?,
         heap_live,
     })
 }
@@ -529,14 +490,14 @@ fn teardown(fx: &mut Fixture) -> Vec<String> {
 }
 
 /// Runs one case; Ok(detail) when it passes, Err(why) when not.
-fn run_case(dev: &Path, debugfs: &Path, ctl: RawFd, tag: usize, op: Op) -> Result<String, String> {
+fn run_case(dev: &Path, debugfs: &Path, ctl: &Device, tag: usize, op: Op) -> Result<String, String> {
     let e = |x: anyhow::Error| format!("{x:#}");
     let before = used_pages(ctl).map_err(e)?;
     let arena = matches!(op, Op::ArenaAlloc | Op::ArenaReset);
     let mut fx = Fixture::new(dev, debugfs, arena, tag).map_err(e)?;
     let mut why = Vec::new();
     let s0 = state(&fx, debugfs).map_err(e)?;
-    let stats0 = ok("POOL_STATS", sys::call(fx.fd(), uapi::cmd::pool_stats(), uapi::rkalloc_pool_stats::default())).map_err(e)?;
+    let stats0 = fx.dev.pool_stats().map_err(|x| e(x.into()))?;
     let got = issue(&mut fx, op, true).map_err(e)?;
     if got != libc::EFAULT {
         why.push(format!("the call returned {}, expected EFAULT", name(got)));
@@ -544,16 +505,14 @@ fn run_case(dev: &Path, debugfs: &Path, ctl: RawFd, tag: usize, op: Op) -> Resul
     let s1 = state(&fx, debugfs).map_err(e)?;
     why.extend(diff(&s0, &s1));
     for m in fx.mem.iter().chain(fx.arena.iter().filter(|a| a.pattern != 0)) {
-        let r =
-            sys::call(fx.fd(), uapi::cmd::verify(), uapi::rkalloc_pattern { handle: m.handle, pattern: m.pattern, ..Default::default() });
-        match r {
-            Ok(v) if v.bytes > 0 && v.mismatches == 0 => {}
-            Ok(v) => why.push(format!("{:?} {:#x}: {} of {} bytes changed", m.which, m.handle, v.mismatches, v.bytes)),
-            Err(x) => why.push(format!("{:?} {:#x} no longer works: VERIFY {}", m.which, m.handle, name(x))),
+        match fx.dev.verify(m.handle, m.pattern) {
+            Ok((bytes, 0)) if bytes > 0 => {}
+            Ok((bytes, bad)) => why.push(format!("{:?} {:#x}: {bad} of {bytes} bytes changed", m.which, m.handle)),
+            Err(x) => why.push(format!("{:?} {:#x} no longer works: VERIFY {}", m.which, m.handle, x.name())),
         }
     }
     if op == Op::StatsReset {
-        let stats1 = ok("POOL_STATS", sys::call(fx.fd(), uapi::cmd::pool_stats(), uapi::rkalloc_pool_stats::default())).map_err(e)?;
+        let stats1 = fx.dev.pool_stats().map_err(|x| e(x.into()))?;
         let (c0, c1) = (counters(&stats0), counters(&stats1));
         if c0.iter().sum::<u64>() == 0 {
             why.push("no pool counter was above 0: a reset could not show".into());
@@ -577,17 +536,17 @@ fn run_case(dev: &Path, debugfs: &Path, ctl: RawFd, tag: usize, op: Op) -> Resul
         Err(x) => why.push(format!("{x:#}")),
     }
     if op == Op::StatsReset {
-        let s = ok("POOL_STATS", sys::call(fx.fd(), uapi::cmd::pool_stats(), uapi::rkalloc_pool_stats::default())).map_err(e)?;
+        let s = fx.dev.pool_stats().map_err(|x| e(x.into()))?;
         if counters(&s).iter().sum::<u64>() >= counters(&stats0).iter().sum::<u64>() {
             why.push("a writable STATS_RESET did not lower the counters: the check above cannot see a reset".into());
         }
     }
     why.extend(teardown(&mut fx));
     if !arena {
-        match sys::call(fx.fd(), uapi::cmd::info(), uapi::rkalloc_info::default()) {
+        match fx.dev.info() {
             Ok(i) if i.fd_bytes == 0 => {}
             Ok(i) => why.push(format!("the fd holds {} bytes once everything is freed", i.fd_bytes)),
-            Err(x) => why.push(format!("INFO: {}", name(x))),
+            Err(x) => why.push(format!("INFO: {x}")),
         }
     }
     drop(fx);
@@ -612,11 +571,11 @@ fn run_case(dev: &Path, debugfs: &Path, ctl: RawFd, tag: usize, op: Op) -> Resul
 
 /// Runs every case.
 pub fn run(dev: &Path, debugfs: &Path) -> Result<Vec<Outcome>> {
-    let ctl = sys::open(dev)?;
-    Snapshot::read(debugfs).context("rkctl copyout reads the module's debugfs files (--debugfs)")?;
+    let ctl = Device::open(dev)?;
+    Snapshot::read(debugfs).map_err(|e| error::system(format!("rkctl copyout reads the module's debugfs files (--debugfs): {e:#}")))?;
     let mut v = Vec::new();
     for (tag, (case, _, op)) in cases().into_iter().enumerate() {
-        let r = run_case(dev, debugfs, ctl.as_raw_fd(), tag, op);
+        let r = run_case(dev, debugfs, &ctl, tag, op);
         v.push(Outcome { case: case.to_string(), pass: r.is_ok(), detail: r.unwrap_or_else(|x| x) });
     }
     Ok(v)
@@ -634,7 +593,7 @@ pub fn main(dev: &Path, json: bool, a: &Args) -> Result<()> {
     }
     let bad = v.iter().filter(|o| !o.pass).count();
     if bad != 0 {
-        bail!("{bad} of {} copy-out cases failed", v.len());
+        return Err(error::refused(format!("{bad} of {} copy-out cases failed", v.len())));
     }
     Ok(())
 }

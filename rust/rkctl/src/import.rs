@@ -30,7 +30,7 @@
 //! known header is malformed: the import fails naming its line (or, with
 //! `--skip-bad`, lists it in a comment).
 use crate::uapi;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::{collections::HashMap, fmt::Write as _, io::Read, path::PathBuf};
 
 /// `rkctl import`'s options.
@@ -344,18 +344,20 @@ fn header(f: Format, c: &Counts) -> String {
 
 /// `rkctl import`.
 pub fn main(a: &Args) -> Result<()> {
+    use crate::error::{usage, Class, ResultExt};
     let mut text = String::new();
     if a.file.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text).context("cannot read stdin")?;
+        std::io::stdin().read_to_string(&mut text).class(Class::Usage, || "cannot read stdin".into())?;
     } else {
-        text = std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+        text = std::fs::read_to_string(&a.file).class(Class::Usage, || format!("cannot read {}", a.file.display()))?;
     }
-    let (trace, c) = convert(a.from, &text, a.skip_bad).with_context(|| format!("{}", a.file.display()))?;
+    // A capture rkctl cannot convert is bad input.
+    let (trace, c) = convert(a.from, &text, a.skip_bad).map_err(|e| usage(format!("{}: {e:#}", a.file.display())))?;
     for (n, why) in &c.bad {
         eprintln!("import: skipped line {n}: {why}");
     }
     match &a.out {
-        Some(p) => std::fs::write(p, &trace).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => std::fs::write(p, &trace).class(Class::System, || format!("cannot write {}", p.display()))?,
         None => print!("{trace}"),
     }
     eprintln!(

@@ -15,8 +15,11 @@ use std::{collections::BTreeMap, path::Path};
 
 /// Default path of the kernel's map.
 pub const DEBUGFS_MAP: &str = "/sys/kernel/debug/rkalloc/map";
+/// The map file's magic.
 const MAGIC: &[u8; 8] = b"RKMAP\0\0\0";
+/// The map format this rkctl reads.
 const VERSION: u32 = 1;
+/// Bytes of the map's header.
 const HEADER_BYTES: usize = 32;
 /// Page byte: chunk slot offline.
 pub const OFFLINE: u8 = 0xff;
@@ -26,6 +29,7 @@ pub const FREE: u8 = 0xfe;
 pub const CACHED: u8 = 0xfd;
 /// Owner classes by the high nibble of an allocated page's byte.
 pub const OWNERS: [&str; 6] = ["other", "pool", "slab", "malloc-large", "heap", "arena"];
+/// Orders the pool has (0..=10).
 const NR_ORDERS: usize = 11;
 
 /// A decoded map.
@@ -75,6 +79,7 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// The meaning of page byte `b`.
     pub fn of(b: u8) -> Cell {
         match b {
             OFFLINE => Cell::Offline,
@@ -177,6 +182,7 @@ pub enum By {
     Order,
 }
 
+/// Colours of used pages by owner class.
 const OWNER_COLOURS: [RGBColor; 6] = [
     RGBColor(255, 127, 14),
     RGBColor(31, 119, 180),
@@ -186,12 +192,14 @@ const OWNER_COLOURS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// Colour of a used page by its block's order.
 fn order_colour(order: u8) -> RGBColor {
     // Light to dark blue-violet as blocks grow.
     let t = f64::from(order.min(10)) / 10.0;
     RGBColor((200.0 - 170.0 * t) as u8, (220.0 - 200.0 * t) as u8, (120.0 + 100.0 * t) as u8)
 }
 
+/// Colour of a cell, pages coloured `by` owner or order.
 fn colour(c: Cell, by: By) -> RGBColor {
     match c {
         Cell::Offline => RGBColor(225, 225, 225),
@@ -204,7 +212,9 @@ fn colour(c: Cell, by: By) -> RGBColor {
     }
 }
 
+/// Pixels per page cell.
 const CELL: i32 = 5;
+/// Chunks side by side.
 const CHUNKS_PER_ROW: usize = 8;
 
 /// Draws `m` into `out` (an .svg or .png file): each chunk a square of
@@ -221,9 +231,12 @@ pub fn draw(m: &Map, by: By, out: &Path) -> Result<()> {
     canvas::render(out, (w as u32, h as u32), &MapPicture { m, by, per, side, square, cols, h })
 }
 
+/// Pixels between chunks.
 const GAP: i32 = 12;
+/// Pixels of the legend.
 const LEGEND_H: i32 = 60;
 
+/// The map as a picture, with its layout.
 struct MapPicture<'a> {
     m: &'a Map,
     by: By,
@@ -344,9 +357,9 @@ mod tests {
         let mut c0 = vec![0x22; 4];
         c0.push(0x10);
         c0.push(CACHED);
-        c0.extend(std::iter::repeat(FREE).take(10));
+        c0.extend(std::iter::repeat_n(FREE, 10));
         let mut pages = c0.clone();
-        pages.extend(std::iter::repeat(OFFLINE).take(16));
+        pages.extend(std::iter::repeat_n(OFFLINE, 16));
         let m = decode(&file(2, 16, &pages)).unwrap();
         assert_eq!(m.chunks, 2);
         assert_eq!(Cell::of(0x22), Cell::Used { owner: 2, order: 2 });

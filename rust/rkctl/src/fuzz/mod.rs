@@ -40,7 +40,12 @@ pub mod sys;
 mod tests;
 pub mod verdict;
 
-use crate::{top::parse::Snapshot, uapi};
+use crate::{
+    device::Device,
+    error::{self, Class, ResultExt},
+    top::parse::Snapshot,
+    uapi,
+};
 use anyhow::{bail, Context, Result};
 use mem::{Area, Ptr, Scratch};
 use serde::Serialize;
@@ -733,20 +738,9 @@ fn slow_call(fd: RawFd, which: usize, seed: u64, env: &Env) -> (&'static str, i3
 }
 
 /// Reads the module's tables: INFO and ALLOCATORS.
-pub fn probe(fd: RawFd, budget: u64) -> Result<Env> {
-    let i = sys::call(fd, uapi::cmd::info(), uapi::rkalloc_info::default())
-        .map_err(|e| anyhow::anyhow!("RKALLOC_IOC_INFO failed: {}", errno_name(e)))?;
-    if i.abi_version != uapi::RKALLOC_ABI_VERSION {
-        bail!("the module speaks ABI {}, this rkctl ABI {}", i.abi_version, uapi::RKALLOC_ABI_VERSION);
-    }
-    let n = sys::call(fd, uapi::cmd::allocators(), uapi::rkalloc_allocators::default())
-        .map_err(|e| anyhow::anyhow!("RKALLOC_IOC_ALLOCATORS failed: {}", errno_name(e)))?
-        .count;
-    let mut v = vec![uapi::rkalloc_allocator::default(); n as usize];
-    let a = uapi::rkalloc_allocators { max: n, entries: v.as_mut_ptr() as u64, ..Default::default() };
-    // `v` has room for the n entries the kernel writes.
-    let got = sys::call(fd, uapi::cmd::allocators(), a).map_err(|e| anyhow::anyhow!("RKALLOC_IOC_ALLOCATORS failed: {}", errno_name(e)))?;
-    v.truncate(got.count.min(n) as usize);
+pub fn probe(dev: &Device, budget: u64) -> Result<Env> {
+    let i = dev.info()?;
+    let v = dev.allocators_raw()?;
     Ok(Env {
         max_order: i.max_order,
         page_size: u64::from(i.page_size),
@@ -781,26 +775,20 @@ pub struct Summary {
     pub pass: bool,
 }
 
-fn shrink(fd: RawFd) -> Result<()> {
-    sys::call(fd, uapi::cmd::pool_shrink(), uapi::rkalloc_pool_shrink::default())
-        .map(|_| ())
-        .map_err(|e| anyhow::anyhow!("RKALLOC_IOC_POOL_SHRINK failed: {}", errno_name(e)))
-}
-
 /// Runs the fuzzer.
 pub fn run(dev: &Path, a: &Args) -> Result<Summary> {
     if a.threads == 0 || a.fds == 0 {
-        bail!("--threads and --fds must be at least 1");
+        return Err(error::usage("--threads and --fds must be at least 1"));
     }
     let seed = a.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         t.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
     });
     eprintln!("fuzz: seed {seed} ({} threads, {} fds, {} calls; replay with --seed {seed})", a.threads, a.fds, a.calls);
-    let ctl = sys::open(dev)?;
-    let env = probe(ctl.as_raw_fd(), (a.max_mb << 20) / a.fds as u64)?;
-    shrink(ctl.as_raw_fd())?;
-    let before = Snapshot::read(&a.debugfs).context("the baseline needs the module's debugfs files (--debugfs)")?;
+    let ctl = Device::open(dev)?;
+    let env = probe(&ctl, (a.max_mb << 20) / a.fds as u64)?;
+    ctl.shrink()?;
+    let before = Snapshot::read(&a.debugfs).class(Class::System, || "the baseline needs the module's debugfs files (--debugfs)".into())?;
 
     let specs = spec::specs();
     let cumulative = specs
@@ -875,9 +863,9 @@ pub fn run(dev: &Path, a: &Args) -> Result<Summary> {
         }
     }
 
-    let final_check = match sys::call(ctl.as_raw_fd(), uapi::cmd::check(), uapi::rkalloc_check::default()) {
-        Ok(_) => "0".to_string(),
-        Err(e) => errno_name(e),
+    let final_check = match ctl.check() {
+        Ok(()) => "0".to_string(),
+        Err(e) => e.name(),
     };
     // A released fd is freed at once, but give the kernel a moment before
     // calling a difference a leak.
@@ -886,8 +874,8 @@ pub fn run(dev: &Path, a: &Args) -> Result<Summary> {
         if attempt > 0 {
             std::thread::sleep(Duration::from_millis(200));
         }
-        shrink(ctl.as_raw_fd())?;
-        diff = baseline::compare(&before, &Snapshot::read(&a.debugfs)?);
+        ctl.shrink()?;
+        diff = baseline::compare(&before, &Snapshot::read(&a.debugfs).class(Class::System, || "after the run".into())?);
         if diff.is_empty() {
             break;
         }
@@ -973,13 +961,17 @@ pub fn main(dev: &Path, json: bool, a: &Args) -> Result<()> {
         print(&s, a.show);
     }
     if !s.pass {
-        bail!(
+        let msg = format!(
             "fuzz failed (seed {}): {} failed calls, final check {}, {} baseline differences",
             s.seed,
             s.failures_total,
             s.final_check,
             s.baseline.len()
         );
+        // Damage reported (EUCLEAN) is corruption; anything else the
+        // kernel's deviation from the header.
+        let damage = s.final_check != "0" || s.failures.iter().any(|f| f.errno == "EUCLEAN");
+        return Err(if damage { error::corruption(msg) } else { error::refused(msg) });
     }
     Ok(())
 }

@@ -1,11 +1,8 @@
 //! Raw ioctls on `/dev/rkalloc`, for the fuzzer and the copy-out tests,
-//! which pass pointers the safe wrapper in `device.rs` never would.
-use crate::uapi;
-use std::{
-    io,
-    os::fd::{OwnedFd, RawFd},
-    path::Path,
-};
+//! which pass pointers and command numbers that [`crate::device::Device`]
+//! never would.
+use crate::device::Arg;
+use std::{io, os::fd::RawFd};
 
 /// The calling thread's errno.
 pub fn errno() -> i32 {
@@ -29,50 +26,11 @@ pub unsafe fn ioctl(fd: RawFd, cmd: u32, arg: u64) -> i32 {
     }
 }
 
-/// An argument struct: plain integers, starting with `__u32 size`.
-pub trait Arg: Copy + Default {
-    /// Sets `size` to the struct's size.
-    fn sized(self) -> Self;
-}
-
-macro_rules! args {
-    ($($t:ident),* $(,)?) => {$(
-        impl Arg for uapi::$t {
-            fn sized(mut self) -> Self {
-                self.size = std::mem::size_of::<Self>() as u32;
-                self
-            }
-        }
-    )*};
-}
-args!(
-    rkalloc_info,
-    rkalloc_pool_alloc,
-    rkalloc_free,
-    rkalloc_pattern,
-    rkalloc_check,
-    rkalloc_pool_shrink,
-    rkalloc_pool_stats,
-    rkalloc_cache_create,
-    rkalloc_handle_op,
-    rkalloc_batch,
-    rkalloc_malloc,
-    rkalloc_heap_create,
-    rkalloc_heap_alloc,
-    rkalloc_arena_alloc,
-    rkalloc_arena_reset,
-    rkalloc_allocators,
-    rkalloc_bench,
-    rkalloc_conform,
-    rkalloc_replay,
-    rkalloc_list,
-);
-
-/// Issues `cmd` with `a` (its size field set) in our own memory; returns
-/// the struct as the kernel left it, or the errno. User arrays `a` points
-/// to must follow [`ioctl`]'s contract.
-pub fn call<T: Arg>(fd: RawFd, cmd: u32, a: T) -> Result<T, i32> {
-    let mut a = a.sized();
+/// Issues `cmd` with `a` (its size field set) in our own memory, on a raw
+/// fd (the fuzzer's dups); returns the struct as the kernel left it, or
+/// the errno. User arrays `a` points to must follow [`ioctl`]'s contract.
+pub fn call<T: Arg + Copy>(fd: RawFd, cmd: u32, mut a: T) -> Result<T, i32> {
+    a.set_size();
     // SAFETY: `a` is ours, of the size `cmd` encodes (both from the
     // header); the arrays it points to are the caller's (documented).
     match unsafe { ioctl(fd, cmd, &mut a as *mut T as u64) } {
@@ -81,13 +39,13 @@ pub fn call<T: Arg>(fd: RawFd, cmd: u32, a: T) -> Result<T, i32> {
     }
 }
 
-/// Opens the device read-write.
-pub fn open(dev: &Path) -> anyhow::Result<OwnedFd> {
-    use anyhow::Context;
+/// Opens the device read-write as a plain fd (the fuzzer's slots; the
+/// module's ABI version is checked once, by [`crate::device::Device::open`]).
+pub fn open(dev: &std::path::Path) -> anyhow::Result<std::os::fd::OwnedFd> {
     let f = std::fs::File::options()
         .read(true)
         .write(true)
         .open(dev)
-        .with_context(|| format!("cannot open {} (is rkalloc loaded, and are you root?)", dev.display()))?;
+        .map_err(|e| crate::error::system(format!("cannot open {}: {e} (is rkalloc loaded, and are you root?)", dev.display())))?;
     Ok(f.into())
 }

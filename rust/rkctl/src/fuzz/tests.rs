@@ -416,9 +416,6 @@ fn the_engine_runs_threads_races_and_reopens_on_a_null_device() {
     assert!(!failures.is_empty());
     for f in failures.iter() {
         assert_eq!(f.errno, "ENOTTY");
-        assert!(
-            f.why.contains("expected EFAULT") || f.why.contains("expected EINVAL") || f.why.contains("expected success"),
-            "{f:?}"
-        );
+        assert!(f.why.contains("expected EFAULT") || f.why.contains("expected EINVAL") || f.why.contains("expected success"), "{f:?}");
     }
 }

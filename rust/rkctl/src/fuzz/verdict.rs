@@ -31,40 +31,14 @@ pub fn documented(command: &str) -> Option<&'static [(&'static str, i32)]> {
     ERRNO_TABLE.iter().find(|(c, _)| *c == command).map(|(_, e)| *e)
 }
 
-/// The name of an errno: from the table, or the common ones.
+/// The name of an errno as rkctl spells it (`EINVAL`), and `0` for
+/// success (the histogram's first column).
 pub fn errno_name(e: i32) -> String {
     if e == 0 {
-        return "0".into();
+        "0".into()
+    } else {
+        crate::device::errno_name(e)
     }
-    let common = [
-        ("EPERM", libc::EPERM),
-        ("ENOENT", libc::ENOENT),
-        ("EINTR", libc::EINTR),
-        ("EIO", libc::EIO),
-        ("E2BIG", libc::E2BIG),
-        ("EBADF", libc::EBADF),
-        ("EAGAIN", libc::EAGAIN),
-        ("ENOMEM", libc::ENOMEM),
-        ("EACCES", libc::EACCES),
-        ("EFAULT", libc::EFAULT),
-        ("EBUSY", libc::EBUSY),
-        ("EEXIST", libc::EEXIST),
-        ("ENODEV", libc::ENODEV),
-        ("EINVAL", libc::EINVAL),
-        ("ENOTTY", libc::ENOTTY),
-        ("ENOSPC", libc::ENOSPC),
-        ("ERANGE", libc::ERANGE),
-        ("EOVERFLOW", libc::EOVERFLOW),
-        ("EOPNOTSUPP", libc::EOPNOTSUPP),
-        ("EUCLEAN", libc::EUCLEAN),
-        ("ENOSYS", libc::ENOSYS),
-    ];
-    ERRNO_TABLE
-        .iter()
-        .flat_map(|(_, v)| v.iter())
-        .chain(common.iter())
-        .find(|(_, n)| *n == e)
-        .map_or_else(|| format!("errno {e}"), |(s, _)| (*s).to_string())
 }
 
 fn names(v: &[(&str, i32)]) -> String {

@@ -12,7 +12,7 @@
 //! the view ends.
 pub mod parse;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use parse::{Slab, Snapshot, Table};
 use std::{
     fmt::Write as _,
@@ -365,15 +365,18 @@ fn key(d: Duration, tty: bool) -> Option<u8> {
 
 /// `rkctl top`.
 pub fn main(a: &Args) -> Result<()> {
+    use crate::error::{Class, ResultExt};
     if a.once {
-        let s = Snapshot::read(&a.debugfs)?;
+        let s = Snapshot::read(&a.debugfs).class(Class::System, || "rkctl top".into())?;
         print!("{}", render(&s, a.sort));
         return Ok(());
     }
-    let interval =
-        Duration::try_from_secs_f64(a.interval).ok().filter(|d| !d.is_zero()).context("--interval must be a positive number of seconds")?;
+    let interval = Duration::try_from_secs_f64(a.interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| crate::error::usage("--interval must be a positive number of seconds"))?;
     // Make sure the files are there before taking over the terminal.
-    Snapshot::read(&a.debugfs)?;
+    Snapshot::read(&a.debugfs).class(Class::System, || "rkctl top".into())?;
     // SAFETY: installs a handler that only stores to an atomic.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Per-CPU memory (`alloc_percpu`), reached with preemption disabled.
+
+use super::cpu::{cpu_online, cpu_possible, nr_cpu_ids, run_on_cpu, CpuGuard};
+use kernel::prelude::*;
+
+extern "C" {
+    fn rk_alloc_percpu(size: usize, align: usize) -> *mut c_void;
+    fn rk_free_percpu(ptr: *mut c_void);
+    fn rk_per_cpu_ptr(ptr: *mut c_void, cpu: u32) -> *mut c_void;
+    fn rk_get_cpu_ptr(ptr: *mut c_void) -> *mut c_void;
+    fn rk_put_cpu_ptr();
+}
+
+/// One `T` per possible CPU, in the kernel's per-CPU memory (`alloc_percpu`).
+///
+/// # Invariants
+///
+/// - `ptr` is a live `__percpu` allocation of `size_of::<T>()` bytes whose
+///   slot for every possible CPU holds an initialised `T`.
+/// - A slot is accessed mutably only by [`PerCpu::with_remote`], whose
+///   callers guarantee that no one else uses it (teardown). Shared access
+///   goes through [`PerCpuShared`], the only user of this type.
+pub(crate) struct PerCpu<T> {
+    ptr: *mut c_void,
+    _t: core::marker::PhantomData<T>,
+}
+
+// SAFETY: each slot is accessed by one CPU at a time (type invariant), so
+// sharing the handle between threads is sound when `T` may move between them.
+unsafe impl<T: Send> Send for PerCpu<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for PerCpu<T> {}
+
+impl<T> PerCpu<T> {
+    /// Allocates the per-CPU slots and initialises each with `init()`.
+    pub(crate) fn new(init: impl Fn() -> T) -> Result<Self> {
+        // SAFETY: `__alloc_percpu` accepts any size/alignment and returns
+        // NULL on failure.
+        let ptr = unsafe {
+            rk_alloc_percpu(
+                core::mem::size_of::<T>().max(1),
+                core::mem::align_of::<T>(),
+            )
+        };
+        if ptr.is_null() {
+            return Err(ENOMEM);
+        }
+        for cpu in 0..nr_cpu_ids() {
+            if cpu_possible(cpu) {
+                // SAFETY: `ptr` is a live per-CPU allocation and `cpu` is
+                // possible, so its slot is valid, suitably aligned memory for
+                // a `T`, not yet initialised and not shared.
+                unsafe { rk_per_cpu_ptr(ptr, cpu).cast::<T>().write(init()) };
+            }
+        }
+        // INVARIANT: every possible CPU's slot was initialised above.
+        Ok(Self {
+            ptr,
+            _t: core::marker::PhantomData,
+        })
+    }
+
+    /// Runs `f` on `cpu`'s slot from another CPU.
+    ///
+    /// # Safety
+    ///
+    /// No one else may use `cpu`'s slot meanwhile: `cpu` is offline, or the
+    /// whole structure is quiescent (its owner is being torn down).
+    pub(crate) unsafe fn with_remote<R>(&self, cpu: u32, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        if !cpu_possible(cpu) {
+            return None;
+        }
+        // SAFETY: `cpu` is possible, so its slot is initialised (type
+        // invariant); exclusivity is the caller's contract.
+        let slot = unsafe { &mut *rk_per_cpu_ptr(self.ptr, cpu).cast::<T>() };
+        Some(f(slot))
+    }
+
+}
+
+impl<T> Drop for PerCpu<T> {
+    fn drop(&mut self) {
+        for cpu in 0..nr_cpu_ids() {
+            // SAFETY: `&mut self` proves no one else uses any slot, and each
+            // possible CPU's slot holds an initialised `T` (type invariant),
+            // dropped exactly once here.
+            unsafe { self.with_remote(cpu, |t| core::ptr::drop_in_place(t)) };
+        }
+        // SAFETY: `ptr` came from `__alloc_percpu` and is freed once.
+        unsafe { rk_free_percpu(self.ptr) };
+    }
+}
+
+/// Per-CPU data reached only through shared references: for `T` whose
+/// per-CPU state lives in atomics (`T: Sync`), so that other CPUs may read
+/// (statistics) or even drain it while its own CPU works on it.
+///
+/// # Invariants
+///
+/// No `&mut T` to a slot is ever created while `self` is shared: the inner
+/// [`PerCpu`] is private and only its shared-reference paths are used here
+/// (its `Drop`, under `&mut self`, is the one exclusive access).
+pub(crate) struct PerCpuShared<T: Sync>(PerCpu<T>);
+
+impl<T: Sync + Send> PerCpuShared<T> {
+    /// Allocates the per-CPU slots and initialises each with `init()`.
+    pub(crate) fn new(init: impl Fn() -> T) -> Result<Self> {
+        Ok(Self(PerCpu::new(init)?))
+    }
+
+    /// Runs `f` on the current CPU's slot with preemption disabled for its
+    /// duration (one call to C on each side).
+    #[inline]
+    pub(crate) fn with_local<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        // SAFETY: `rk_get_cpu_ptr` disables preemption and returns this
+        // CPU's initialised slot (invariant of `PerCpu`); only shared
+        // references to it exist (type invariant), and `T: Sync`.
+        let slot = unsafe { &*rk_get_cpu_ptr(self.0.ptr).cast::<T>() };
+        let r = f(slot);
+        // SAFETY: pairs with the preempt_disable in `rk_get_cpu_ptr`.
+        unsafe { rk_put_cpu_ptr() };
+        r
+    }
+
+    /// Runs `f` on the slot of the CPU `guard` pins this task to.
+    #[inline]
+    pub(crate) fn with<R>(&self, guard: &CpuGuard, f: impl FnOnce(&T) -> R) -> R {
+        // Preemption is disabled while `guard` lives, so this task stays on
+        // `guard.cpu()`; only shared references to a slot exist (invariant).
+        // SAFETY: the slot is initialised (invariant of `PerCpu`), `T: Sync`.
+        let slot = unsafe { &*rk_per_cpu_ptr(self.0.ptr, guard.cpu()).cast::<T>() };
+        f(slot)
+    }
+
+    /// Any possible CPU's slot.
+    pub(crate) fn get(&self, cpu: u32) -> Option<&T> {
+        if !cpu_possible(cpu) {
+            return None;
+        }
+        // SAFETY: the slot of a possible CPU is initialised (invariant of
+        // `PerCpu`), only shared references to it exist (type invariant),
+        // and `T: Sync` makes sharing across CPUs sound.
+        Some(unsafe { &*rk_per_cpu_ptr(self.0.ptr, cpu).cast::<T>() })
+    }
+
+    /// Runs `f` on every possible CPU's slot: for online CPUs on that CPU
+    /// (preemption disabled, through [`run_on_cpu`]), for the others here.
+    /// Process context only (it sleeps).
+    pub(crate) fn for_each_cpu(&self, mut f: impl FnMut(&T) + Send) {
+        for cpu in 0..nr_cpu_ids() {
+            if cpu_online(cpu) {
+                let ran = run_on_cpu(cpu, || {
+                    let g = CpuGuard::new();
+                    if g.cpu() != cpu {
+                        return -1;
+                    }
+                    if let Some(t) = self.get(cpu) {
+                        f(t);
+                    }
+                    0
+                });
+                if matches!(ran, Ok(0)) {
+                    continue;
+                }
+            }
+            if !cpu_online(cpu) {
+                if let Some(t) = self.get(cpu) {
+                    f(t);
+                }
+            }
+        }
+    }
+}
