@@ -33,6 +33,7 @@
 pub mod baseline;
 #[cfg(test)]
 mod errtable;
+pub mod kmsg;
 pub mod mem;
 pub mod spec;
 pub mod sys;
@@ -113,7 +114,8 @@ struct Slot {
 /// A call that broke the verdict.
 #[derive(Clone, Debug, Serialize)]
 pub struct Failure {
-    pub thread: usize,
+    /// The fuzz thread (None: a kernel report of another task).
+    pub thread: Option<usize>,
     /// Index of the call in its thread's sequence.
     pub call: u64,
     pub command: String,
@@ -142,6 +144,48 @@ struct Shared {
     nr_failures: AtomicU64,
     seed: u64,
     show: usize,
+    /// Per thread: its last calls, for a kernel report that names it.
+    recent: Vec<Mutex<Recent>>,
+    /// (task id, thread): the workers' and their close-race helpers'.
+    tids: Mutex<Vec<(i32, usize)>>,
+}
+
+/// How many calls [`Recent`] keeps.
+const RECENT: usize = 16;
+
+/// A thread's last calls, oldest first once full: (call index, command
+/// row, number, argument pointer, struct bytes).
+#[derive(Default)]
+struct Recent {
+    calls: Vec<(u64, usize, u32, Ptr, Vec<u8>)>,
+    next: usize,
+}
+
+impl Recent {
+    fn push(&mut self, i: u64, row: usize, cmd: u32, p: Ptr, arg: &[u8]) {
+        if self.calls.len() < RECENT {
+            self.calls.push((i, row, cmd, p, arg.to_vec()));
+        } else {
+            let c = &mut self.calls[self.next];
+            (c.0, c.1, c.2, c.3) = (i, row, cmd, p);
+            c.4.clear();
+            c.4.extend_from_slice(arg);
+        }
+        self.next = (self.next + 1) % RECENT;
+    }
+
+    /// The calls, oldest first, one a line.
+    fn describe(&self, specs: &[Spec]) -> String {
+        let n = self.calls.len();
+        let start = if n < RECENT { 0 } else { self.next };
+        (0..n)
+            .map(|k| {
+                let (i, row, cmd, p, b) = &self.calls[(start + k) % n];
+                let what = specs.get(*row).map_or_else(|| BAD_NUMBERS[row - specs.len()].to_string(), |s| format!("{} {}", s.name, (s.show)(b)));
+                format!("\n    call {i}: {cmd:#010x} {p:?} {what}")
+            })
+            .collect()
+    }
 }
 
 const RING: usize = 128;
@@ -185,14 +229,76 @@ impl Shared {
     fn fail(&self, f: Failure) {
         let n = self.nr_failures.fetch_add(1, Relaxed);
         if (n as usize) < self.show {
-            eprintln!(
-                "FAIL seed={} thread={} call={}: {} {} arg={} -> {}: {}",
-                self.seed, f.thread, f.call, f.command, f.number, f.arg, f.errno, f.why
-            );
+            eprintln!("{}", f.line(self.seed));
         }
         let mut v = lock(&self.failures);
         if v.len() < 1000 {
             v.push(f);
+        }
+    }
+}
+
+impl Failure {
+    /// The failure as one report line (more for a kernel report).
+    pub fn line(&self, seed: u64) -> String {
+        let t = self.thread.map_or("?".into(), |t| t.to_string());
+        format!("FAIL seed={seed} thread={t} call={}: {} {} arg={} -> {}: {}", self.call, self.command, self.number, self.arg, self.errno, self.why)
+    }
+}
+
+impl Shared {
+    /// A report in the kernel log: a failure, with the last calls of the
+    /// thread whose task it names.
+    fn report(&self, r: kmsg::Report) {
+        let t = r.tid.and_then(|tid| lock(&self.tids).iter().find(|&&(x, _)| x == tid).map(|&(_, t)| t));
+        let (arg, call) = match t {
+            Some(t) => {
+                let rc = lock(&self.recent[t]);
+                let last = rc.calls.iter().map(|c| c.0).max().unwrap_or(0);
+                (format!("the last calls of thread {t}:{}", rc.describe(&self.specs)), last)
+            }
+            None => ("(the report names no fuzz thread)".to_string(), 0),
+        };
+        self.fail(Failure {
+            thread: t,
+            call,
+            command: "(kernel log)".into(),
+            number: r.tid.map_or("-".into(), |x| format!("task {x}")),
+            arg,
+            errno: "-".into(),
+            why: r.line,
+        });
+    }
+}
+
+/// Follows the kernel log until `done`, and a moment more: every report is
+/// a failure, told as soon as the lines naming its task have arrived.
+fn watch_log(sh: &Shared, w: &mut kmsg::Watch, done: &std::sync::atomic::AtomicBool) {
+    const CONTEXT: usize = 13;
+    let mut next = 0;
+    let mut finishing = false;
+    loop {
+        w.read();
+        while next < w.lines.len() {
+            let end = (next + CONTEXT).min(w.lines.len());
+            let first = kmsg::scan(&w.lines[next..end]).into_iter().next().filter(|r| r.line == w.lines[next].trim());
+            match first {
+                None => next += 1,
+                Some(r) if r.tid.is_none() && end - next < CONTEXT && !finishing => break,
+                Some(r) => {
+                    sh.report(r);
+                    next += 1;
+                }
+            }
+        }
+        if finishing {
+            return;
+        }
+        if done.load(Relaxed) {
+            finishing = true;
+            std::thread::sleep(Duration::from_millis(300));
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -241,6 +347,8 @@ enum Number {
 
 impl<'a> Worker<'a> {
     fn new(sh: &'a Shared, t: usize) -> Result<Self> {
+        // SAFETY: gettid has no preconditions.
+        lock(&sh.tids).push((unsafe { libc::gettid() }, t));
         Ok(Worker {
             sh,
             t,
@@ -295,7 +403,7 @@ impl<'a> Worker<'a> {
         self.counts.checks += 1;
         if let Err(why) = judge(Some("CHECK"), Expect::Success, errno) {
             self.sh.fail(Failure {
-                thread: self.t,
+                thread: Some(self.t),
                 call: i,
                 command: "CHECK".into(),
                 number: format!("{:#x}", uapi::cmd::check()),
@@ -332,6 +440,8 @@ impl<'a> Worker<'a> {
     fn call(&mut self, i: u64) {
         let slot = self.slot();
         let p = self.prepare(&slot);
+        let size = self.sh.specs[p.si].size;
+        lock(&self.sh.recent[self.t]).push(i, p.row, p.cmd, p.arg_ptr, &self.d.arg[..size]);
         // SAFETY: the argument and its arrays were placed by `self.mem`:
         // what the kernel may write is our own memory, flush against guard
         // pages, that nothing else uses during the call (see mem.rs).
@@ -514,7 +624,7 @@ impl<'a> Worker<'a> {
                 arg += &format!(" [{}]", notes.join("; "));
             }
             sh.fail(Failure {
-                thread: self.t,
+                thread: Some(self.t),
                 call: i,
                 command: command.unwrap_or(BAD_NUMBERS[row.saturating_sub(sh.specs.len()).min(2)]).to_string(),
                 number: format!("{cmd:#010x}"),
@@ -558,7 +668,7 @@ impl<'a> Worker<'a> {
                     }
                 };
                 let window = self.mem.read(w);
-                bad.extend(verdict::check_array(role, esz, window, written, mem::CANARY));
+                bad.extend(verdict::check_array(role, esz, spec::out_words(spec.name), window, written, mem::CANARY));
                 if spec.name == "ALLOCATORS" {
                     for (k, e) in window.chunks_exact(esz).take(written).enumerate() {
                         let a: uapi::rkalloc_allocator = spec::from_bytes(e);
@@ -666,9 +776,13 @@ impl<'a> Worker<'a> {
         let which = self.g.below(5);
         let seed = self.g.u64();
         let delay = Duration::from_micros(self.g.below(400) as u64);
-        let env = &self.sh.env;
+        let (env, tids, t) = (&self.sh.env, &self.sh.tids, self.t);
         let (name, errno) = std::thread::scope(|s| {
-            let h = s.spawn(move || slow_call(dup, which, seed, env));
+            let h = s.spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                lock(tids).push((unsafe { libc::gettid() }, t));
+                slow_call(dup, which, seed, env)
+            });
             std::thread::sleep(delay);
             // SAFETY: `dup` is our own number; dup2 atomically makes it
             // name the tombstone's file instead.
@@ -682,7 +796,7 @@ impl<'a> Worker<'a> {
         self.record(row, errno);
         if let Err(why) = judge(Some(name), Expect::Table, errno) {
             self.sh.fail(Failure {
-                thread: self.t,
+                thread: Some(self.t),
                 call: i,
                 command: name.into(),
                 number: "(close race)".into(),
@@ -768,6 +882,8 @@ pub struct Summary {
     pub errnos: BTreeMap<String, BTreeMap<String, u64>>,
     pub failures_total: u64,
     pub failures: Vec<Failure>,
+    /// Whether the kernel log was followed (/dev/kmsg readable).
+    pub kernel_log: bool,
     /// The final CHECK: "0" or its errno.
     pub final_check: String,
     /// What did not come back to the baseline (empty when all did).
@@ -812,6 +928,8 @@ pub fn run(dev: &Path, a: &Args) -> Result<Summary> {
         nr_failures: AtomicU64::new(0),
         seed,
         show: a.show,
+        recent: (0..a.threads).map(|_| Mutex::new(Recent::default())).collect(),
+        tids: Mutex::new(Vec::new()),
     };
     let mut sh = sh;
     for _ in 0..a.fds {
@@ -820,7 +938,17 @@ pub fn run(dev: &Path, a: &Args) -> Result<Summary> {
     }
     let start = Instant::now();
     let per = a.calls / a.threads as u64;
+    let watch = kmsg::Watch::open();
+    let kernel_log = watch.is_some();
+    if !kernel_log {
+        eprintln!("fuzz: cannot read /dev/kmsg: kernel reports during the run are not seen");
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
     let results: Vec<Result<Counts>> = std::thread::scope(|s| {
+        let watcher = watch.map(|mut w| {
+            let (sh, done) = (&sh, &done);
+            s.spawn(move || watch_log(sh, &mut w, done))
+        });
         let hs: Vec<_> = (0..a.threads)
             .map(|t| {
                 let sh = &sh;
@@ -832,7 +960,12 @@ pub fn run(dev: &Path, a: &Args) -> Result<Summary> {
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a fuzz thread panicked")))).collect()
+        let r = hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a fuzz thread panicked")))).collect();
+        done.store(true, Relaxed);
+        if let Some(w) = watcher {
+            let _ = w.join();
+        }
+        r
     });
     let seconds = start.elapsed().as_secs_f64();
     let Shared { specs, slots, tombstone, failures, nr_failures, .. } = sh;
@@ -896,6 +1029,7 @@ pub fn run(dev: &Path, a: &Args) -> Result<Summary> {
         pass: failures_total == 0 && final_check == "0" && diff.is_empty(),
         failures_total,
         failures,
+        kernel_log,
         final_check,
         baseline: diff,
     })
@@ -927,6 +1061,8 @@ pub fn print(s: &Summary, show: usize) {
         }
         println!();
     }
+    let reports = s.failures.iter().filter(|f| f.command == "(kernel log)").count();
+    println!("kernel log: {}", if s.kernel_log { format!("followed, {reports} reports") } else { "not readable (reports not seen)".into() });
     println!("final check: {}", if s.final_check == "0" { "0 (clean)".into() } else { format!("{} (FAILED)", s.final_check) });
     if s.baseline.is_empty() {
         println!("baseline: pool, slab caches, heaps and arenas back to where they were");
@@ -937,10 +1073,7 @@ pub fn print(s: &Summary, show: usize) {
         }
     }
     for f in s.failures.iter().take(show) {
-        println!(
-            "FAIL seed={} thread={} call={}: {} {} arg={} -> {}: {}",
-            s.seed, f.thread, f.call, f.command, f.number, f.arg, f.errno, f.why
-        );
+        println!("{}", f.line(s.seed));
     }
     if s.failures_total as usize > show {
         println!("... and {} more failures", s.failures_total as usize - show);
@@ -970,7 +1103,10 @@ pub fn main(dev: &Path, json: bool, a: &Args) -> Result<()> {
         );
         // Damage reported (EUCLEAN) is corruption; anything else the
         // kernel's deviation from the header.
-        let damage = s.final_check != "0" || s.failures.iter().any(|f| f.errno == "EUCLEAN");
+        let damage = s.final_check != "0"
+            || s.failures.iter().any(|f| {
+                f.errno == "EUCLEAN" || (f.command == "(kernel log)" && ["BUG:", "KASAN", "Oops", "general protection"].iter().any(|p| f.why.contains(p)))
+            });
         return Err(if damage { error::corruption(msg) } else { error::refused(msg) });
     }
     Ok(())

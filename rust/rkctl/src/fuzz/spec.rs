@@ -261,6 +261,38 @@ pub fn specs() -> Vec<Spec> {
     ]
 }
 
+/// The u64 words of one element of a command's output array that the
+/// kernel fills with values (not u32 pairs, which a sentinel such as
+/// RKALLOC_NO_POLICY would make look like an address): what is checked
+/// for kernel addresses. Names are checked too, word by word: text cannot
+/// look like an address, padding left uninitialised can.
+pub fn out_words(name: &str) -> &'static [usize] {
+    use uapi::{rkalloc_allocator as A, rkalloc_list_entry as L};
+    const LIST: [usize; 6] = [offset_of!(L, handle), offset_of!(L, bytes), offset_of!(L, name), offset_of!(L, name) + 8, offset_of!(L, name) + 16, offset_of!(L, name) + 24];
+    const ALLOCATORS: [usize; 14] = {
+        let mut w = [0; 14];
+        w[0] = offset_of!(A, min_bytes);
+        w[1] = offset_of!(A, max_bytes);
+        let mut i = 0;
+        // name, peer and policy_name: three arrays of 32 bytes, in a row.
+        while i < 12 {
+            w[2 + i] = offset_of!(A, name) + 8 * i;
+            i += 1;
+        }
+        w
+    };
+    match name {
+        "LIST" => &LIST,
+        "ALLOCATORS" => &ALLOCATORS,
+        _ => &[0],
+    }
+}
+
+const _: () = assert!(
+    offset_of!(uapi::rkalloc_allocator, peer) == offset_of!(uapi::rkalloc_allocator, name) + 32
+        && offset_of!(uapi::rkalloc_allocator, policy_name) == offset_of!(uapi::rkalloc_allocator, name) + 64
+);
+
 const _: () = assert!(size_of::<uapi::rkalloc_pool_stats>() <= MAX_ARG && size_of::<uapi::rkalloc_bench>() <= MAX_ARG);
 
 /// One allocator of the module's table, as far as the fuzzer cares.

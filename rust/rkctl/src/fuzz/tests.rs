@@ -152,21 +152,34 @@ fn user_arrays_are_checked_for_leaks_and_overruns() {
     for (i, h) in [0x0100_0001_0001u64, 0x0100_0002_0001].iter().enumerate() {
         w[i * 8..i * 8 + 8].copy_from_slice(&h.to_le_bytes());
     }
-    assert!(verdict::check_array(Role::HandlesOut, 8, &w, 2, c).is_empty());
+    assert!(verdict::check_array(Role::HandlesOut, 8, &[0], &w, 2, c).is_empty());
     // A third handle written though the call reported two.
     let mut over = w.clone();
     over[16] = 0;
-    assert!(verdict::check_array(Role::HandlesOut, 8, &over, 2, c)[0].contains("wrote past the 2 elements"));
+    assert!(verdict::check_array(Role::HandlesOut, 8, &[0], &over, 2, c)[0].contains("wrote past the 2 elements"));
     let mut dup = w.clone();
     dup.copy_within(0..8, 8);
-    assert!(verdict::check_array(Role::HandlesOut, 8, &dup, 2, c)[0].contains("same handle twice"));
+    assert!(verdict::check_array(Role::HandlesOut, 8, &[0], &dup, 2, c)[0].contains("same handle twice"));
     let mut zero = w.clone();
     zero[..8].fill(0);
-    assert!(verdict::check_array(Role::HandlesOut, 8, &zero, 2, c)[0].contains("handle of 0"));
+    assert!(verdict::check_array(Role::HandlesOut, 8, &[0], &zero, 2, c)[0].contains("handle of 0"));
+    // A LIST entry with a pointer in the padding after its name's NUL.
     let mut leak = vec![0u8; 64 * 2];
+    leak[32..36].copy_from_slice(b"abc\0");
     leak[40..48].copy_from_slice(&0xffff_8880_dead_0000u64.to_le_bytes());
-    let v = verdict::check_array(Role::EntriesOut, 64, &leak, 1, 0);
-    assert_eq!(v, ["element 0 word 5: 0xffff8880dead0000 looks like a kernel address"]);
+    let v = verdict::check_array(Role::EntriesOut, 64, spec::out_words("LIST"), &leak, 1, 0);
+    assert_eq!(v, ["element 0 at byte 40: 0xffff8880dead0000 looks like a kernel address"]);
+    // An allocator entry: flags and RKALLOC_NO_POLICY side by side are two
+    // u32s, not an address.
+    let a = uapi::rkalloc_allocator { id: 0, class: 1, flags: 8, policy: uapi::RKALLOC_NO_POLICY, min_bytes: 1, max_bytes: 4 << 20, ..Default::default() };
+    let esz = std::mem::size_of::<uapi::rkalloc_allocator>();
+    let mut w = bytes_of(&a).to_vec();
+    w.extend(vec![0u8; esz]);
+    assert!(verdict::check_array(Role::EntriesOut, esz, spec::out_words("ALLOCATORS"), &w, 1, 0).is_empty());
+    let bad = uapi::rkalloc_allocator { max_bytes: 0xffff_ffff_8100_0000, ..a };
+    let mut w = bytes_of(&bad).to_vec();
+    w.extend(vec![0u8; esz]);
+    assert_eq!(verdict::check_array(Role::EntriesOut, esz, spec::out_words("ALLOCATORS"), &w, 1, 0).len(), 1);
 }
 
 /// A `Shared` whose fds are /dev/null: enough to generate calls on.
@@ -196,6 +209,8 @@ fn host_shared(seed: u64) -> Shared {
         nr_failures: AtomicU64::new(0),
         seed,
         show: 0,
+        recent: (0..2).map(|_| Mutex::new(Recent::default())).collect(),
+        tids: Mutex::new(Vec::new()),
     }
 }
 

@@ -107,16 +107,18 @@ pub fn leaks_in_struct(spec: &Spec, out: &[u8]) -> Vec<String> {
 /// Checks what the kernel wrote to a user array of a successful call:
 /// `window` starts at the array and runs to the end of our area, filled
 /// with `canary` beforehand. `written` is how many elements the call says
-/// it wrote. Every u64 of them must not look like a kernel address, and
+/// it wrote. The u64 `words` of each element (offsets) must not look like
+/// a kernel address, and
 /// nothing after them may have changed. For OBJ_ALLOC's handles, they must
 /// also be distinct and non-zero.
-pub fn check_array(role: Role, esz: usize, window: &[u8], written: usize, canary: u8) -> Vec<String> {
+pub fn check_array(role: Role, esz: usize, words: &[usize], window: &[u8], written: usize, canary: u8) -> Vec<String> {
     let mut v = Vec::new();
     let n = (written * esz).min(window.len());
-    for (i, w) in window[..n].chunks_exact(8).enumerate() {
-        let x = u64::from_le_bytes(w.try_into().unwrap_or_default());
-        if kernel_like(x) {
-            v.push(format!("element {} word {}: {x:#x} looks like a kernel address", i * 8 / esz, (i * 8 % esz) / 8));
+    for (i, e) in window[..n].chunks_exact(esz).enumerate() {
+        for &off in words {
+            if let Some(x) = u64_at(e, off).filter(|&x| kernel_like(x)) {
+                v.push(format!("element {i} at byte {off}: {x:#x} looks like a kernel address"));
+            }
         }
     }
     if let Some(p) = window[n..].iter().position(|&b| b != canary) {
