@@ -181,7 +181,8 @@ impl Recent {
         (0..n)
             .map(|k| {
                 let (i, row, cmd, p, b) = &self.calls[(start + k) % n];
-                let what = specs.get(*row).map_or_else(|| BAD_NUMBERS[row - specs.len()].to_string(), |s| format!("{} {}", s.name, (s.show)(b)));
+                let what =
+                    specs.get(*row).map_or_else(|| BAD_NUMBERS[row - specs.len()].to_string(), |s| format!("{} {}", s.name, (s.show)(b)));
                 format!("\n    call {i}: {cmd:#010x} {p:?} {what}")
             })
             .collect()
@@ -201,6 +202,10 @@ fn ring_push<T>(v: &mut Vec<T>, x: T) {
 struct Counts {
     /// [command or bad-number row][errno].
     hist: Vec<[u64; MAX_ERRNO + 1]>,
+    /// [row]: nanoseconds spent in the ioctl.
+    ns: Vec<u64>,
+    /// Nanoseconds in reopens (a close frees what the fd held).
+    reopen_ns: u64,
     ioctls: u64,
     races: u64,
     reopens: u64,
@@ -242,7 +247,10 @@ impl Failure {
     /// The failure as one report line (more for a kernel report).
     pub fn line(&self, seed: u64) -> String {
         let t = self.thread.map_or("?".into(), |t| t.to_string());
-        format!("FAIL seed={seed} thread={t} call={}: {} {} arg={} -> {}: {}", self.call, self.command, self.number, self.arg, self.errno, self.why)
+        format!(
+            "FAIL seed={seed} thread={t} call={}: {} {} arg={} -> {}: {}",
+            self.call, self.command, self.number, self.arg, self.errno, self.why
+        )
     }
 }
 
@@ -359,6 +367,8 @@ impl<'a> Worker<'a> {
             dead: Vec::new(),
             counts: Counts {
                 hist: vec![[0; MAX_ERRNO + 1]; sh.specs.len() + BAD_NUMBERS.len()],
+                ns: vec![0; sh.specs.len() + BAD_NUMBERS.len()],
+                reopen_ns: 0,
                 ioctls: 0,
                 races: 0,
                 reopens: 0,
@@ -371,18 +381,21 @@ impl<'a> Worker<'a> {
         for i in 0..calls {
             match self.g.below(10_000) {
                 0..=19 => {
+                    let t0 = Instant::now();
                     self.sh.retire(self.g.below(self.sh.slots.len()))?;
+                    self.counts.reopen_ns += t0.elapsed().as_nanos() as u64;
                     self.counts.reopens += 1;
                 }
                 20..=29 => self.race(i)?,
-                30..=59 => self.check(i),
+                30..=39 => self.check(i),
                 _ => self.call(i),
             }
         }
         Ok(())
     }
 
-    fn record(&mut self, row: usize, errno: i32) {
+    fn record(&mut self, row: usize, errno: i32, took: Duration) {
+        self.counts.ns[row] += took.as_nanos() as u64;
         self.counts.ioctls += 1;
         self.counts.hist[row][(errno.max(0) as usize).min(MAX_ERRNO)] += 1;
     }
@@ -396,10 +409,12 @@ impl<'a> Worker<'a> {
     /// it must return 0.
     fn check(&mut self, i: u64) {
         let slot = self.slot();
+        let t0 = Instant::now();
         let r = sys::call(slot.fd.as_raw_fd(), uapi::cmd::check(), uapi::rkalloc_check::default());
+        let took = t0.elapsed();
         let errno = r.err().unwrap_or(0);
         let row = self.row("CHECK");
-        self.record(row, errno);
+        self.record(row, errno, took);
         self.counts.checks += 1;
         if let Err(why) = judge(Some("CHECK"), Expect::Success, errno) {
             self.sh.fail(Failure {
@@ -445,8 +460,11 @@ impl<'a> Worker<'a> {
         // SAFETY: the argument and its arrays were placed by `self.mem`:
         // what the kernel may write is our own memory, flush against guard
         // pages, that nothing else uses during the call (see mem.rs).
+        let t0 = Instant::now();
+        // SAFETY: as said above.
         let errno = unsafe { sys::ioctl(slot.fd.as_raw_fd(), p.cmd, p.argp.addr) };
-        self.finish(i, &slot, p, errno);
+        let took = t0.elapsed();
+        self.finish(i, &slot, p, errno, took);
     }
 
     /// Generates a call for `slot` and puts it in memory: the command
@@ -601,11 +619,11 @@ impl<'a> Worker<'a> {
 
     /// Judges a call's result, checks its outputs and records what it
     /// changed.
-    fn finish(&mut self, i: u64, slot: &Slot, p: Prepared, errno: i32) {
+    fn finish(&mut self, i: u64, slot: &Slot, p: Prepared, errno: i32, took: Duration) {
         let sh = self.sh;
         let Prepared { si, number, cmd, row, expect, arg_ptr, mut notes, argp, array } = p;
         let spec = &sh.specs[si];
-        self.record(row, errno);
+        self.record(row, errno, took);
         let command = (number == Number::Real).then_some(spec.name);
         let mut why = judge(command, expect, errno).err();
         let out: Vec<u8> = match argp.window {
@@ -777,6 +795,7 @@ impl<'a> Worker<'a> {
         let seed = self.g.u64();
         let delay = Duration::from_micros(self.g.below(400) as u64);
         let (env, tids, t) = (&self.sh.env, &self.sh.tids, self.t);
+        let t0 = Instant::now();
         let (name, errno) = std::thread::scope(|s| {
             let h = s.spawn(move || {
                 // SAFETY: gettid has no preconditions.
@@ -793,7 +812,8 @@ impl<'a> Worker<'a> {
         unsafe { libc::close(dup) };
         self.counts.races += 1;
         let row = self.row(name);
-        self.record(row, errno);
+        // The race's whole time, the helper thread's start included.
+        self.record(row, errno, t0.elapsed());
         if let Err(why) = judge(Some(name), Expect::Table, errno) {
             self.sh.fail(Failure {
                 thread: Some(self.t),
@@ -880,6 +900,11 @@ pub struct Summary {
     pub checks: u64,
     /// Per command (or bad number), per errno ("0" for success): calls.
     pub errnos: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per command: milliseconds in its ioctls, summed over the threads
+    /// (a close race's whole time counts for its command).
+    pub ms: BTreeMap<String, f64>,
+    /// Milliseconds in reopens (closing an fd frees what it held).
+    pub reopen_ms: f64,
     pub failures_total: u64,
     pub failures: Vec<Failure>,
     /// Whether the kernel log was followed (/dev/kmsg readable).
@@ -974,7 +999,8 @@ pub fn run(dev: &Path, a: &Args) -> Result<Summary> {
     drop(tombstone);
 
     let mut hist = vec![[0u64; MAX_ERRNO + 1]; specs.len() + BAD_NUMBERS.len()];
-    let (mut calls, mut races, mut reopens, mut checks) = (0, 0, 0, 0);
+    let mut ns = vec![0u64; specs.len() + BAD_NUMBERS.len()];
+    let (mut calls, mut races, mut reopens, mut checks, mut reopen_ns) = (0, 0, 0, 0, 0);
     for r in results {
         let c = r?;
         for (h, x) in hist.iter_mut().zip(&c.hist) {
@@ -982,14 +1008,22 @@ pub fn run(dev: &Path, a: &Args) -> Result<Summary> {
                 *a += b;
             }
         }
+        for (a, b) in ns.iter_mut().zip(&c.ns) {
+            *a += b;
+        }
+        reopen_ns += c.reopen_ns;
         calls += c.ioctls;
         races += c.races;
         reopens += c.reopens;
         checks += c.checks;
     }
     let mut errnos = BTreeMap::new();
+    let mut ms = BTreeMap::new();
     for (r, h) in hist.iter().enumerate() {
         let name = specs.get(r).map_or_else(|| BAD_NUMBERS[r - specs.len()].to_string(), |s| s.name.to_string());
+        if ns[r] > 0 {
+            ms.insert(name.clone(), ns[r] as f64 / 1e6);
+        }
         let m: BTreeMap<String, u64> = h.iter().enumerate().filter(|(_, &n)| n > 0).map(|(e, &n)| (errno_name(e as i32), n)).collect();
         if !m.is_empty() {
             errnos.insert(name, m);
@@ -1026,6 +1060,8 @@ pub fn run(dev: &Path, a: &Args) -> Result<Summary> {
         reopens,
         checks,
         errnos,
+        ms,
+        reopen_ms: reopen_ns as f64 / 1e6,
         pass: failures_total == 0 && final_check == "0" && diff.is_empty(),
         failures_total,
         failures,
@@ -1049,20 +1085,24 @@ pub fn print(s: &Summary, show: usize) {
             }
         }
     }
-    print!("{:<22} {:>8}", "command", "calls");
+    print!("{:<22} {:>8} {:>8}", "command", "ms", "calls");
     for c in &cols {
         print!(" {c:>8}");
     }
     println!();
     for (name, m) in &s.errnos {
-        print!("{name:<22} {:>8}", m.values().sum::<u64>());
+        print!("{name:<22} {:>8.0} {:>8}", s.ms.get(name).copied().unwrap_or(0.0), m.values().sum::<u64>());
         for c in &cols {
             print!(" {:>8}", m.get(*c).map_or(String::from("-"), |n| n.to_string()));
         }
         println!();
     }
+    println!("reopens: {:.0} ms (ms: time inside the ioctls, summed over the threads)", s.reopen_ms);
     let reports = s.failures.iter().filter(|f| f.command == "(kernel log)").count();
-    println!("kernel log: {}", if s.kernel_log { format!("followed, {reports} reports") } else { "not readable (reports not seen)".into() });
+    println!(
+        "kernel log: {}",
+        if s.kernel_log { format!("followed, {reports} reports") } else { "not readable (reports not seen)".into() }
+    );
     println!("final check: {}", if s.final_check == "0" { "0 (clean)".into() } else { format!("{} (FAILED)", s.final_check) });
     if s.baseline.is_empty() {
         println!("baseline: pool, slab caches, heaps and arenas back to where they were");
@@ -1105,7 +1145,8 @@ pub fn main(dev: &Path, json: bool, a: &Args) -> Result<()> {
         // kernel's deviation from the header.
         let damage = s.final_check != "0"
             || s.failures.iter().any(|f| {
-                f.errno == "EUCLEAN" || (f.command == "(kernel log)" && ["BUG:", "KASAN", "Oops", "general protection"].iter().any(|p| f.why.contains(p)))
+                f.errno == "EUCLEAN"
+                    || (f.command == "(kernel log)" && ["BUG:", "KASAN", "Oops", "general protection"].iter().any(|p| f.why.contains(p)))
             });
         return Err(if damage { error::corruption(msg) } else { error::refused(msg) });
     }

@@ -171,7 +171,15 @@ fn user_arrays_are_checked_for_leaks_and_overruns() {
     assert_eq!(v, ["element 0 at byte 40: 0xffff8880dead0000 looks like a kernel address"]);
     // An allocator entry: flags and RKALLOC_NO_POLICY side by side are two
     // u32s, not an address.
-    let a = uapi::rkalloc_allocator { id: 0, class: 1, flags: 8, policy: uapi::RKALLOC_NO_POLICY, min_bytes: 1, max_bytes: 4 << 20, ..Default::default() };
+    let a = uapi::rkalloc_allocator {
+        id: 0,
+        class: 1,
+        flags: 8,
+        policy: uapi::RKALLOC_NO_POLICY,
+        min_bytes: 1,
+        max_bytes: 4 << 20,
+        ..Default::default()
+    };
     let esz = std::mem::size_of::<uapi::rkalloc_allocator>();
     let mut w = bytes_of(&a).to_vec();
     w.extend(vec![0u8; esz]);
@@ -424,7 +432,7 @@ fn the_engine_runs_threads_races_and_reopens_on_a_null_device() {
     let reopens: u64 = counts.iter().map(|c| c.reopens).sum();
     let checks: u64 = counts.iter().map(|c| c.checks).sum();
     assert_eq!(ioctls, 40_000 - reopens, "one ioctl per step but the reopens");
-    assert!(races > 10 && reopens > 20 && checks > 50, "{races} races, {reopens} reopens, {checks} checks");
+    assert!(races > 10 && reopens > 20 && checks > 15, "{races} races, {reopens} reopens, {checks} checks");
     let hist_total: u64 = counts.iter().flat_map(|c| c.hist.iter()).map(|h| h[libc::ENOTTY as usize]).sum();
     assert_eq!(hist_total, ioctls, "every answer was ENOTTY");
     let failures = sh.failures.lock().unwrap();
