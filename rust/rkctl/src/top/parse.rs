@@ -287,6 +287,27 @@ mod tests {
     }
 
     #[test]
+    fn reads_files_captured_in_the_guest() {
+        // The v2 module's files, read during `rkctl stress -t 1` in the
+        // QEMU guest (one heap, one arena live).
+        let s = Snapshot::read(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/debugfs-guest"))).unwrap();
+        assert_eq!((s.info.num("abi_version").unwrap(), s.info.num("nr_allocators").unwrap()), (2, 14));
+        let (total, free) = (s.pool.num("total_pages").unwrap(), s.pool.num("free_pages").unwrap());
+        assert_eq!(s.pool.num("used_pages").unwrap(), total - free);
+        // buddyinfo counts the buddy's free blocks; free_pages adds the
+        // per-CPU lists.
+        let buddy: u64 = s.buddy.iter().enumerate().map(|(o, n)| n << o).sum();
+        assert_eq!(buddy + s.pool.num("pcp_pages").unwrap(), free);
+        // The 13 size classes and the stress thread's own cache.
+        assert_eq!(s.slabs.iter().filter(|c| c.name.starts_with("rkmalloc-")).count(), 13);
+        assert_eq!(s.slabs.len(), 14);
+        assert!(s.slabs.iter().all(|c| c.get("num_objs") == c.get("num_slabs") * c.get("objperslab")));
+        assert_eq!(s.heaps.rows.len(), 1);
+        assert_eq!(s.heaps.get(&s.heaps.rows[0], "policy").unwrap(), "first-fit");
+        assert_eq!(s.arenas.num(&s.arenas.rows[0], "live").unwrap(), 182);
+    }
+
+    #[test]
     fn columns_are_read_by_name_not_position() {
         let t = Table::parse("# id b a\n1 20 10\n").unwrap();
         assert_eq!(t.num(&t.rows[0], "a").unwrap(), 10);
