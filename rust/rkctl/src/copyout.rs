@@ -12,7 +12,8 @@
 //! - the fd's own caches and heaps (RKALLOC_IOC_LIST entries with a
 //!   handle), entry for entry, and the total count of entries;
 //! - the pool's allocated pages, measured after a POOL_SHRINK (which
-//!   drains the slab magazines and the per-CPU lists first);
+//!   drains the slab magazines and the per-CPU lists first), and the slab
+//!   caches' live objects (debugfs slabinfo) after it;
 //! - every handle the fd had still works: its memory still holds the
 //!   pattern written into it (VERIFY), and at the end each one frees;
 //! - for the heap, its live block count in debugfs `heaps`; for the arena,
@@ -283,6 +284,11 @@ pub struct State {
     pub list_count: usize,
     /// Pool pages allocated after a shrink.
     pub used_pages: u64,
+    /// Live objects of every slab cache after that shrink (debugfs
+    /// slabinfo active_objs, which counts objects parked on per-CPU
+    /// magazines until a shrink drains them): a leaked rk_malloc object
+    /// or slab object shows here, where it need not change a page count.
+    pub slab_objects: u64,
     /// The fixture heap's live blocks (debugfs).
     pub heap_live: Option<u64>,
 }
@@ -305,6 +311,9 @@ pub fn diff(a: &State, b: &State) -> Vec<String> {
     if a.used_pages != b.used_pages {
         v.push(format!("pool pages in use after a shrink {} -> {}", a.used_pages, b.used_pages));
     }
+    if a.slab_objects != b.slab_objects {
+        v.push(format!("live slab objects after a shrink {} -> {}", a.slab_objects, b.slab_objects));
+    }
     if a.heap_live != b.heap_live {
         v.push(format!("the heap's live blocks {:?} -> {:?}", a.heap_live, b.heap_live));
     }
@@ -320,7 +329,10 @@ fn used_pages(dev: &Device) -> Result<u64> {
 fn state(fx: &Fixture, debugfs: &Path) -> Result<State> {
     let i = fx.dev.info()?;
     let l = fx.dev.list()?;
-    let heaps = Snapshot::read(debugfs)?.heaps;
+    // Shrink first: the slab figures below are then live objects only.
+    let used_pages = used_pages(&fx.dev)?;
+    let snap = Snapshot::read(debugfs)?;
+    let heaps = snap.heaps;
     let rows = heaps.by_id()?;
     let heap_live = match rows.get(&fx.heap_id) {
         Some(r) => Some(heaps.num(r, "live")?),
@@ -331,7 +343,8 @@ fn state(fx: &Fixture, debugfs: &Path) -> Result<State> {
         nr_heaps: i.nr_heaps,
         own: l.iter().filter(|e| e.handle != 0).map(|e| (e.handle, e.kind, e.obj_size, e.policy, e.flags, e.bytes)).collect(),
         list_count: l.len(),
-        used_pages: used_pages(&fx.dev)?,
+        used_pages,
+        slab_objects: snap.slabs.iter().map(|c| c.get("active_objs")).sum(),
         heap_live,
     })
 }
@@ -556,7 +569,7 @@ fn run_case(dev: &Path, debugfs: &Path, ctl: &Device, tag: usize, op: Op) -> Res
     }
     if why.is_empty() {
         Ok(format!(
-            "EFAULT; fd_bytes, caches, heaps, pool pages{} unchanged; handles intact; writable call succeeds; all freed",
+            "EFAULT; fd_bytes, caches, heaps, pool pages, slab objects{} unchanged; handles intact; writable call succeeds; all freed",
             match op {
                 Op::ArenaAlloc | Op::ArenaReset => ", arena contents",
                 Op::StatsReset => ", counters",
@@ -667,6 +680,7 @@ mod tests {
             own: vec![(1 << 40 | 1 << 16 | 1, 16, 72, 0, 0, 4096)],
             list_count: 15,
             used_pages: 40,
+            slab_objects: 3,
             heap_live: Some(2),
         }
     }
@@ -686,6 +700,7 @@ mod tests {
         let mut c = st();
         c.list_count = 16;
         c.nr_heaps = 2;
-        assert_eq!(diff(&st(), &c).len(), 2);
+        c.slab_objects = 4;
+        assert_eq!(diff(&st(), &c).len(), 3);
     }
 }
