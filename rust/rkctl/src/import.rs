@@ -431,6 +431,21 @@ mod tests {
     }
 
     #[test]
+    fn a_tracefs_capture_of_the_guest() {
+        // The first 200 lines of /sys/kernel/tracing/trace in the QEMU guest
+        // (kernel 7.2.13) with the four kmem events on, while a shell ran
+        // `ls -l /proc/self/` and `sh -c 'cat /proc/meminfo'`.
+        let (t, c) = convert(Format::TraceCmd, &fixture("tracefs-guest.txt"), false).unwrap();
+        assert_eq!((c.events, c.allocs, c.frees, c.unknown_frees, c.live_at_end), (188, 150, 36, 2, 114));
+        assert_eq!(c.cpus.len(), 2);
+        // The first event frees a filp allocated before the capture; the
+        // names_cache buffer (192 B) is allocated and freed around it.
+        assert_eq!(ops(&t)[..4], ["a 0 192", "a 1 168", "f 0", "a 2 5320"]);
+        let r = crate::replay::parse(&t).unwrap();
+        assert_eq!((r.allocs, r.frees), (150, 36));
+    }
+
+    #[test]
     fn events_are_taken_in_time_order() {
         // CPU 1's lines come after CPU 0's in the file, but its free of the
         // buffer happened between CPU 0's two allocations.
