@@ -12,7 +12,8 @@
 //! into the kernel. Now and then an fd is closed and reopened, closed
 //! while another thread is inside a slow command on it (through a dup,
 //! atomically replaced by dup2 so the number is never free for reuse),
-//! and CHECK runs concurrently.
+//! and CHECK runs concurrently. Slow commands (BENCH, CONFORM, REPLAY)
+//! get small runs, and the slowest are drawn rarely, to keep the rate up.
 //!
 //! The verdict (exit status 0 only if all hold):
 //! - every call returned 0 or an errno the header's "errors:" table lists
@@ -20,16 +21,23 @@
 //!   never EUCLEAN, and what the header's conventions make certain (EFAULT
 //!   for an unreadable argument, EINVAL for an impossible size field,
 //!   ENOTTY for a wrong number, a failure for a read-only argument, a set
-//!   reserved field, another fd's handle or an inaccessible user array);
+//!   reserved field, another fd's handle, a parameter outside its
+//!   documented range ([`spec::invalid`]) or an inaccessible user array);
 //! - no output of a successful call looks like a kernel address, and no
 //!   user array was written past what the call reports;
+//! - the kernel log shows no WARNING, BUG, KASAN or lockdep report while
+//!   the fuzzer runs ([`kmsg`]; each is told with the last calls of the
+//!   thread it names);
 //! - CHECK returns 0 during and after the run;
 //! - once every fd of the fuzzer is closed, the pool, the slab caches and
 //!   the heaps and arenas are as before the run (see [`baseline`]).
 //!
 //! Every thread draws from its own generator seeded by (seed, thread):
 //! given the same answers from the kernel, a seed gives the same calls.
-//! With one thread (`--threads 1`) a run is replayed exactly.
+//! With one thread (`--threads 1`) the calls depend on the seed and the
+//! kernel's answers alone (two runs of a seed in one boot gave the same
+//! errno histogram); with more, the interleaving changes the fds' state
+//! and so some of the calls.
 pub mod baseline;
 #[cfg(test)]
 mod errtable;
@@ -200,9 +208,9 @@ fn ring_push<T>(v: &mut Vec<T>, x: T) {
 
 /// Per-thread counts.
 struct Counts {
-    /// [command or bad-number row][errno].
+    /// Calls by histogram row (command or bad number), then by errno.
     hist: Vec<[u64; MAX_ERRNO + 1]>,
-    /// [row]: nanoseconds spent in the ioctl.
+    /// Nanoseconds spent in the ioctls, by histogram row.
     ns: Vec<u64>,
     /// Nanoseconds in reopens (a close frees what the fd held).
     reopen_ns: u64,
