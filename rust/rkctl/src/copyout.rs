@@ -55,7 +55,9 @@ pub struct Args {
 /// One case's result.
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
+    /// The case's name, as the line prints it.
     pub case: String,
+    /// Whether every check held.
     pub pass: bool,
     /// What was checked, or what went wrong.
     pub detail: String,
@@ -68,7 +70,9 @@ pub struct Outcome {
 /// `page` is a private anonymous mapping of `len` bytes owned by this
 /// value, read-only once [`RoPage::new`] returned.
 pub struct RoPage {
+    /// The mapping's start.
     page: *mut u8,
+    /// Its length, whole pages.
     len: usize,
 }
 
@@ -108,6 +112,7 @@ impl Drop for RoPage {
     }
 }
 
+/// The bytes of a UAPI struct (see [`crate::fuzz::spec::bytes_of`]).
 fn bytes_of<T: Copy>(v: &T) -> &[u8] {
     crate::fuzz::spec::bytes_of(v)
 }
@@ -122,6 +127,7 @@ fn ro_call<T: Arg + Copy>(fd: RawFd, cmd: u32, mut a: T) -> Result<i32> {
     Ok(unsafe { sys::ioctl(fd, cmd, page.addr(std::mem::size_of::<T>())) })
 }
 
+/// An errno's name.
 fn name(e: i32) -> String {
     crate::fuzz::verdict::errno_name(e)
 }
@@ -129,32 +135,50 @@ fn name(e: i32) -> String {
 /// The operation a case makes fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// POOL_ALLOC of an order-2 block.
     PoolAlloc,
+    /// FREE of the fixture's memory of that kind.
     Free(Which),
+    /// MALLOC of that many bytes.
     Malloc(u64),
     /// OBJ_ALLOC with the struct read-only.
     ObjAlloc,
     /// OBJ_ALLOC with a writable struct and a read-only handle array.
     ObjAllocArray,
+    /// OBJ_FREE of both of the fixture's objects.
     ObjFree,
+    /// CACHE_CREATE of a 64-byte cache.
     CacheCreate,
+    /// CACHE_DESTROY of the fixture's empty cache.
     CacheDestroy,
+    /// HEAP_CREATE with the defaults.
     HeapCreate,
+    /// HEAP_ALLOC of 500 bytes from the fixture's heap.
     HeapAlloc,
+    /// HEAP_RESET of the fixture's heap.
     HeapReset,
+    /// HEAP_DESTROY of the fixture's heap.
     HeapDestroy,
+    /// ARENA_ALLOC of 256 bytes.
     ArenaAlloc,
+    /// ARENA_RESET.
     ArenaReset,
+    /// POOL_STATS with RKALLOC_STATS_RESET.
     StatsReset,
 }
 
 /// The kind of memory a FREE case frees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Which {
+    /// A pool block (order 1).
     Pool,
+    /// `rk_malloc` of 100 bytes: a size class.
     MallocSmall,
+    /// `rk_malloc` of 20000 bytes: pool pages.
     MallocLarge,
+    /// An object of the fixture's 72-byte cache.
     Object,
+    /// A block of the fixture's heap.
     HeapBlock,
 }
 
@@ -187,18 +211,25 @@ pub fn cases() -> Vec<(&'static str, &'static str, Op)> {
 /// A memory handle of the fixture, with the pattern written into it.
 #[derive(Clone, Copy, Debug)]
 struct Mem {
+    /// Its handle.
     handle: u64,
+    /// The pattern FILL wrote into it.
     pattern: u32,
+    /// What kind of memory it is.
     which: Which,
 }
 
 /// One case's fd and what it holds.
 struct Fixture {
+    /// The case's own fd.
     dev: Device,
+    /// Its memory handles (not the arena's).
     mem: Vec<Mem>,
+    /// A 72-byte cache holding the two objects.
     cache: u64,
     /// A cache without objects (for CACHE_DESTROY).
     empty_cache: u64,
+    /// A heap holding two blocks (0 once destroyed).
     heap: u64,
     /// The heap's id in debugfs `heaps`.
     heap_id: String,
@@ -206,10 +237,13 @@ struct Fixture {
     arena: Vec<Mem>,
     /// Handles the control calls made: freed at the end.
     extra: Vec<u64>,
+    /// Caches the control calls made.
     extra_caches: Vec<u64>,
+    /// Heaps the control calls made.
     extra_heaps: Vec<u64>,
 }
 
+/// The ids of the heaps debugfs lists.
 fn heap_ids(debugfs: &Path) -> Result<BTreeSet<String>> {
     let t =
         Table::parse(&std::fs::read_to_string(debugfs.join("heaps")).with_context(|| format!("cannot read {}/heaps", debugfs.display()))?)?;
@@ -265,10 +299,12 @@ impl Fixture {
         })
     }
 
+    /// The fd's number.
     fn fd(&self) -> RawFd {
         self.dev.raw_fd()
     }
 
+    /// The fixture's handle of kind `w`.
     fn one(&self, w: Which) -> u64 {
         self.mem.iter().find(|m| m.which == w).map_or(0, |m| m.handle)
     }
@@ -277,10 +313,13 @@ impl Fixture {
 /// What a failed call must leave as it was.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct State {
+    /// INFO fd_bytes.
     pub fd_bytes: u64,
+    /// INFO nr_heaps.
     pub nr_heaps: u32,
     /// The fd's own LIST entries: (handle, kind, obj_size, policy, flags, bytes).
     pub own: Vec<(u64, u32, u32, u32, u32, u64)>,
+    /// LIST's entries, every fd's.
     pub list_count: usize,
     /// Pool pages allocated after a shrink.
     pub used_pages: u64,
@@ -320,12 +359,14 @@ pub fn diff(a: &State, b: &State) -> Vec<String> {
     v
 }
 
+/// Pool pages allocated after a POOL_SHRINK.
 fn used_pages(dev: &Device) -> Result<u64> {
     dev.shrink()?;
     let s = dev.pool_stats()?;
     Ok(s.total_pages - s.free_pages)
 }
 
+/// What a failed call must leave as it was, now.
 fn state(fx: &Fixture, debugfs: &Path) -> Result<State> {
     let i = fx.dev.info()?;
     let l = fx.dev.list()?;

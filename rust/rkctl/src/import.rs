@@ -61,7 +61,9 @@ pub enum Format {
 /// What an event line does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
+    /// kmalloc, kmem_cache_alloc (and the *_node events).
     Alloc,
+    /// kfree, kmem_cache_free.
     Free,
 }
 
@@ -70,35 +72,47 @@ enum Op {
 struct Event {
     /// (seconds, nanoseconds).
     time: (u64, u64),
+    /// Allocation or free.
     op: Op,
     /// The pointer as printed (hashed or not); "0" for NULL.
     ptr: u64,
+    /// bytes_req (0 for a free).
     size: u64,
 }
 
 /// What the import saw, for the trace's comments.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Lines read.
     pub lines: usize,
+    /// kmem events taken.
     pub events: usize,
+    /// Allocations written.
     pub allocs: usize,
+    /// Frees written.
     pub frees: usize,
     /// Frees of pointers allocated before the capture started.
     pub unknown_frees: usize,
+    /// Frees of NULL.
     pub null_frees: usize,
     /// Allocations that returned NULL.
     pub failed_allocs: usize,
     /// Allocations of 0 bytes (ZERO_SIZE_PTR), or above what a replay
     /// takes, with their frees.
     pub skipped_allocs: usize,
+    /// Frees of those allocations.
     pub skipped_frees: usize,
     /// Allocations of a pointer still live: its free was not seen.
     pub lost_frees: usize,
+    /// Events of other kinds.
     pub other_events: usize,
+    /// perf -g frames.
     pub callchain_lines: usize,
     /// Events the tracer says it lost (`[LOST N EVENTS]`).
     pub lost_events: u64,
+    /// Allocations never freed.
     pub live_at_end: usize,
+    /// The CPUs the events ran on.
     pub cpus: std::collections::BTreeSet<u32>,
     /// Malformed lines skipped (`--skip-bad`): (line, why).
     pub bad: Vec<(usize, String)>,
@@ -107,10 +121,15 @@ pub struct Counts {
 /// A parsed line.
 #[derive(Debug)]
 enum Line {
+    /// A kmem event, and the CPU it ran on.
     Event(Event, Option<u32>),
+    /// An event of another kind.
     Other,
+    /// A frame of a perf -g callchain.
     Callchain,
+    /// `[LOST N EVENTS]`.
     Lost(u64),
+    /// A comment, a blank line or a known header line.
     Ignored,
 }
 
@@ -156,6 +175,7 @@ fn field<'a>(fields: &[&'a str], key: &str) -> Option<&'a str> {
     fields.iter().find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// Classifies one line of a capture in format `f`; Err says why it is malformed.
 fn parse_line(f: Format, line: &str) -> Result<Line, String> {
     let t = line.trim();
     if t.is_empty() || t.starts_with('#') {
@@ -303,6 +323,7 @@ pub fn convert(f: Format, text: &str, skip_bad: bool) -> Result<(String, Counts)
     Ok((format!("{}{ops}", header(f, &c)), c))
 }
 
+/// The trace's comments: where it came from and what was dropped.
 fn header(f: Format, c: &Counts) -> String {
     let mut h = String::new();
     let from = match f {

@@ -106,6 +106,7 @@ pub fn compare(before: &Snapshot, after: &Snapshot) -> Vec<String> {
     v
 }
 
+/// A figure, or "(missing)".
 fn show(x: Option<u64>) -> String {
     x.map_or_else(|| "(missing)".into(), |x| x.to_string())
 }

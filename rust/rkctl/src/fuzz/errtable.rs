@@ -26,6 +26,7 @@ pub struct Row {
     pub line: usize,
 }
 
+/// Whether `s` is made of capitals, digits and underscores.
 fn is_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }

@@ -60,6 +60,7 @@ pub fn scan(lines: &[String]) -> Vec<Report> {
 
 /// `/dev/kmsg`, read from where it was opened.
 pub struct Watch {
+    /// `/dev/kmsg`, non-blocking.
     file: File,
     /// Messages read so far.
     pub lines: Vec<String>,

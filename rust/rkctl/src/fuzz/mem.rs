@@ -87,13 +87,19 @@ pub struct Placed {
 /// doc says; `alias` is a writable mapping of `alias_len` bytes of the same
 /// memfd pages the read-only area maps. Both stay mapped until drop.
 pub struct Scratch {
+    /// The start of the reservation.
     base: *mut u8,
+    /// Its length.
     len: usize,
+    /// The writable view of the read-only area.
     alias: *mut u8,
+    /// The page size.
     page: usize,
+    /// The memfd behind the read-only area and its alias.
     _memfd: OwnedFd,
 }
 
+/// An mmap result as a pointer, or the errno.
 fn check(p: *mut libc::c_void) -> io::Result<*mut u8> {
     if p == libc::MAP_FAILED {
         Err(io::Error::last_os_error())
@@ -125,6 +131,7 @@ impl Scratch {
         s.finish()
     }
 
+    /// Maps the areas inside the reservation (see the layout above).
     fn finish(mut self) -> io::Result<Self> {
         let (page, fd) = (self.page, self._memfd.as_raw_fd());
         // SAFETY: a valid fd and length.
@@ -147,14 +154,17 @@ impl Scratch {
         Ok(self)
     }
 
+    /// The argument page.
     fn arg_start(&self) -> *mut u8 {
         self.base.wrapping_add(self.page)
     }
 
+    /// The array area.
     fn array_start(&self) -> *mut u8 {
         self.base.wrapping_add(3 * self.page)
     }
 
+    /// The read-only area.
     fn ro_start(&self) -> *mut u8 {
         self.base.wrapping_add(4 * self.page + ARRAY_BYTES)
     }

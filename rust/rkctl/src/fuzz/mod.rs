@@ -113,9 +113,11 @@ const VFS_MAGICS: [u32; 6] = [0x00, 0x15, 0x54, 0x58, 0x66, 0x94];
 
 /// One fd of the fuzzer and what it holds.
 struct Slot {
+    /// The fd.
     fd: OwnedFd,
     /// Unique among the run's slots.
     serial: u64,
+    /// What it holds, as the fuzzer knows.
     tracked: Mutex<Tracked>,
 }
 
@@ -126,31 +128,45 @@ pub struct Failure {
     pub thread: Option<usize>,
     /// Index of the call in its thread's sequence.
     pub call: u64,
+    /// The header's command name, or a bad-number row.
     pub command: String,
+    /// The command number issued.
     pub number: String,
+    /// The argument: where it pointed, the struct, what was done to it.
     pub arg: String,
+    /// The errno returned (0 for success).
     pub errno: String,
+    /// Why that is a failure.
     pub why: String,
 }
 
 /// What the threads share.
 struct Shared {
+    /// The device node.
     dev: PathBuf,
+    /// The module's tables.
     env: Env,
+    /// The header's commands.
     specs: Vec<Spec>,
     /// Cumulative weights of `specs`.
     cumulative: Vec<u32>,
+    /// The fds the threads share.
     slots: Vec<Mutex<Arc<Slot>>>,
     /// Live handles of every slot, with its serial (a ring).
     foreign: Mutex<Vec<(u64, u64)>>,
     /// Handles of closed slots (a ring).
     dead: Mutex<Vec<u64>>,
+    /// Serials of slots, and numbers for cache names.
     serial: AtomicU64,
     /// An fd the close race swaps in (dup2) for the one it closes.
     tombstone: OwnedFd,
+    /// The first failures, in full.
     failures: Mutex<Vec<Failure>>,
+    /// Every failure, counted.
     nr_failures: AtomicU64,
+    /// The run's seed.
     seed: u64,
+    /// Failures printed as they happen.
     show: usize,
     /// Per thread: its last calls, for a kernel report that names it.
     recent: Vec<Mutex<Recent>>,
@@ -165,11 +181,14 @@ const RECENT: usize = 16;
 /// row, number, argument pointer, struct bytes).
 #[derive(Default)]
 struct Recent {
+    /// The calls: (index, histogram row, number, argument pointer, struct).
     calls: Vec<(u64, usize, u32, Ptr, Vec<u8>)>,
+    /// Where the next call goes once full.
     next: usize,
 }
 
 impl Recent {
+    /// Records a call.
     fn push(&mut self, i: u64, row: usize, cmd: u32, p: Ptr, arg: &[u8]) {
         if self.calls.len() < RECENT {
             self.calls.push((i, row, cmd, p, arg.to_vec()));
@@ -197,8 +216,10 @@ impl Recent {
     }
 }
 
+/// Entries of the foreign and dead handle rings.
 const RING: usize = 128;
 
+/// Appends to a ring of [`RING`] entries.
 fn ring_push<T>(v: &mut Vec<T>, x: T) {
     if v.len() >= RING {
         v.remove(0);
@@ -214,13 +235,18 @@ struct Counts {
     ns: Vec<u64>,
     /// Nanoseconds in reopens (a close frees what the fd held).
     reopen_ns: u64,
+    /// ioctls issued.
     ioctls: u64,
+    /// Close races run.
     races: u64,
+    /// fds closed and reopened.
     reopens: u64,
+    /// Concurrent CHECKs run.
     checks: u64,
 }
 
 impl Shared {
+    /// Opens a new fd for a slot.
     fn open_slot(&self) -> Result<Arc<Slot>> {
         Ok(Arc::new(Slot { fd: sys::open(&self.dev)?, serial: self.serial.fetch_add(1, Relaxed), tracked: Mutex::new(Tracked::default()) }))
     }
@@ -239,6 +265,7 @@ impl Shared {
         Ok(old)
     }
 
+    /// Records a failure (and prints it, among the first ones).
     fn fail(&self, f: Failure) {
         let n = self.nr_failures.fetch_add(1, Relaxed);
         if (n as usize) < self.show {
@@ -329,39 +356,59 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Prepared {
     /// The spec whose struct was drafted.
     si: usize,
+    /// How the number was made.
     number: Number,
+    /// The number issued.
     cmd: u32,
     /// Histogram row.
     row: usize,
+    /// What the result must be.
     expect: Expect,
+    /// Where the struct went.
     arg_ptr: Ptr,
+    /// What was done to the call, for a failure report.
     notes: Vec<String>,
+    /// The struct, placed.
     argp: mem::Placed,
+    /// The user array, placed, with its role and element size.
     array: Option<(mem::Placed, Role, usize)>,
 }
 
 /// A thread's working set.
 struct Worker<'a> {
+    /// What the threads share.
     sh: &'a Shared,
+    /// The thread's number.
     t: usize,
+    /// Its generator.
     g: Gen,
+    /// Its memory for the kernel.
     mem: Scratch,
+    /// The call being drafted.
     d: Draft,
+    /// Other fds' live handles, for this call.
     foreign: Vec<u64>,
+    /// Closed fds' handles, for this call.
     dead: Vec<u64>,
+    /// What it counted.
     counts: Counts,
 }
 
 /// How a call's command number was made.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Number {
+    /// The command's own number.
     Real,
+    /// A number the header does not define.
     Unknown,
+    /// The command's number with another size.
     WrongSize,
+    /// The command's number with another direction.
     WrongDir,
 }
 
 impl<'a> Worker<'a> {
+    /// Thread `t`'s worker (registers its task id).
     fn new(sh: &'a Shared, t: usize) -> Result<Self> {
         // SAFETY: gettid has no preconditions.
         lock(&sh.tids).push((unsafe { libc::gettid() }, t));
@@ -385,6 +432,7 @@ impl<'a> Worker<'a> {
         })
     }
 
+    /// Runs `calls` steps: calls, reopens, close races, CHECKs.
     fn run(&mut self, calls: u64) -> Result<()> {
         for i in 0..calls {
             match self.g.below(10_000) {
@@ -402,12 +450,14 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
+    /// Counts a call's answer and time.
     fn record(&mut self, row: usize, errno: i32, took: Duration) {
         self.counts.ns[row] += took.as_nanos() as u64;
         self.counts.ioctls += 1;
         self.counts.hist[row][(errno.max(0) as usize).min(MAX_ERRNO)] += 1;
     }
 
+    /// A random slot's fd.
     fn slot(&mut self) -> Arc<Slot> {
         let i = self.g.below(self.sh.slots.len());
         lock(&self.sh.slots[i]).clone()
@@ -437,6 +487,7 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// The histogram row of a command name.
     fn row(&self, name: &str) -> usize {
         self.sh.specs.iter().position(|s| s.name == name).unwrap_or(0)
     }
@@ -896,15 +947,23 @@ pub fn probe(dev: &Device, budget: u64) -> Result<Env> {
 /// The run's summary.
 #[derive(Debug, Serialize)]
 pub struct Summary {
+    /// The seed.
     pub seed: u64,
+    /// Threads.
     pub threads: usize,
+    /// fds open at once.
     pub fds: usize,
     /// ioctls issued (the close races' and concurrent CHECKs' included).
     pub calls: u64,
+    /// Wall-clock seconds of the threads' run.
     pub seconds: f64,
+    /// `calls` / `seconds`.
     pub calls_per_sec: f64,
+    /// Close races.
     pub races: u64,
+    /// Reopens.
     pub reopens: u64,
+    /// Concurrent CHECKs.
     pub checks: u64,
     /// Per command (or bad number), per errno ("0" for success): calls.
     pub errnos: BTreeMap<String, BTreeMap<String, u64>>,
@@ -913,7 +972,9 @@ pub struct Summary {
     pub ms: BTreeMap<String, f64>,
     /// Milliseconds in reopens (closing an fd frees what it held).
     pub reopen_ms: f64,
+    /// Failed calls and kernel reports, all counted.
     pub failures_total: u64,
+    /// The first of them (up to 1000).
     pub failures: Vec<Failure>,
     /// Whether the kernel log was followed (/dev/kmsg readable).
     pub kernel_log: bool,
@@ -921,6 +982,7 @@ pub struct Summary {
     pub final_check: String,
     /// What did not come back to the baseline (empty when all did).
     pub baseline: Vec<String>,
+    /// The verdict.
     pub pass: bool,
 }
 

@@ -69,6 +69,7 @@ pub fn bytes_of<T: Copy>(v: &T) -> &[u8] {
     unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
 }
 
+/// A [`Spec`] from a UAPI struct's field names.
 macro_rules! spec {
     ($name:literal, $cmd:ident, $t:ident, w = $w:expr,
      reserved = [$($r:ident),*], outs = [$($o:ident $([$n:expr])?),*], sentinels = [$($s:literal),*],
@@ -309,17 +310,24 @@ const _: () = assert!(size_of::<uapi::rkalloc_pool_stats>() <= MAX_ARG && size_o
 pub struct Alloc {
     /// RKALLOC_ALLOCATOR_* flags.
     pub flags: u32,
+    /// Smallest request it serves.
     pub min: u64,
+    /// Largest request it serves.
     pub max: u64,
 }
 
 /// What the fuzzer learnt about the module before the run.
 #[derive(Clone, Debug)]
 pub struct Env {
+    /// Highest pool order (INFO).
     pub max_order: u32,
+    /// PAGE_SIZE (INFO).
     pub page_size: u64,
+    /// Fit policies (INFO).
     pub nr_policies: u32,
+    /// The allocator table (ALLOCATORS), by id.
     pub allocators: Vec<Alloc>,
+    /// The per-fd cap (INFO).
     pub fd_cap: u64,
     /// Bytes one fd may hold before the fuzzer prefers frees.
     pub budget: u64,
@@ -350,15 +358,23 @@ impl Env {
 /// What a handle names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// A pool block.
     Pool,
+    /// An object of a slab cache.
     Object,
+    /// `rk_malloc` memory.
     Malloc,
+    /// A block of a heap.
     HeapBlock,
+    /// An arena allocation.
     Arena,
+    /// A slab cache.
     Cache,
+    /// A heap.
     Heap,
 }
 
+/// The number of [`Kind`]s.
 const KINDS: usize = 7;
 /// Memory a FREE takes.
 const FREEABLE: &[Kind] = &[Kind::Pool, Kind::Object, Kind::Malloc, Kind::HeapBlock];
@@ -368,6 +384,7 @@ const MEMORY: &[Kind] = &[Kind::Pool, Kind::Object, Kind::Malloc, Kind::HeapBloc
 /// A handle the fd holds, as far as the fuzzer knows.
 #[derive(Clone, Copy, Debug)]
 pub struct Held {
+    /// The handle.
     pub handle: u64,
     /// Bytes it holds (caches: their object size).
     pub bytes: u64,
@@ -381,6 +398,7 @@ pub struct Held {
 /// meant to succeed.
 #[derive(Default, Debug)]
 pub struct Tracked {
+    /// Live handles, by [`Kind`].
     held: [Vec<Held>; KINDS],
     /// Recently freed handles (a ring).
     stale: Vec<u64>,
@@ -390,9 +408,11 @@ pub struct Tracked {
 
 /// Most handles of one kind the fuzzer keeps track of.
 const MAX_TRACKED: usize = 256;
+/// Most freed handles the fuzzer remembers.
 const MAX_STALE: usize = 64;
 
 impl Tracked {
+    /// Live handles of kind `k`.
     fn of(&self, k: Kind) -> &[Held] {
         &self.held[k as usize]
     }
@@ -445,6 +465,7 @@ impl Tracked {
         }
     }
 
+    /// Remembers a freed handle.
     fn push_stale(&mut self, h: u64) {
         if self.stale.len() >= MAX_STALE {
             self.stale.remove(0);
@@ -463,6 +484,7 @@ impl Tracked {
     }
 }
 
+/// The [`Kind`] of each index of [`Tracked`]'s lists.
 const KIND_OF: [Kind; KINDS] = [Kind::Pool, Kind::Object, Kind::Malloc, Kind::HeapBlock, Kind::Arena, Kind::Cache, Kind::Heap];
 
 /// Where a handle in a call came from.
@@ -480,7 +502,9 @@ pub enum Src {
     Dead,
     /// Made up: another index or generation of a live handle, or random.
     MadeUp,
+    /// 0.
     Zero,
+    /// u64::MAX.
     Max,
 }
 
@@ -494,7 +518,9 @@ impl Src {
 
 /// What the generation may look at.
 pub struct Ctx<'a> {
+    /// The module's tables.
     pub env: &'a Env,
+    /// The fd's handles.
     pub tr: &'a Tracked,
     /// Live handles of the fuzzer's other fds.
     pub foreign: &'a [u64],
@@ -506,6 +532,7 @@ pub struct Ctx<'a> {
 
 /// The random choices of one thread, seeded.
 pub struct Gen {
+    /// The stream.
     rng: SmallRng,
 }
 
@@ -527,14 +554,17 @@ impl Gen {
         self.rng.gen_range(0..n)
     }
 
+    /// A random u32.
     pub fn u32(&mut self) -> u32 {
         self.rng.gen()
     }
 
+    /// A random u64.
     pub fn u64(&mut self) -> u64 {
         self.rng.gen()
     }
 
+    /// A number in `lo..=hi` (`lo` when the range is empty).
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
         if lo >= hi {
             lo
@@ -543,6 +573,7 @@ impl Gen {
         }
     }
 
+    /// One of `v` (not empty).
     fn pick<T: Copy>(&mut self, v: &[T]) -> T {
         v[self.below(v.len())]
     }
@@ -727,6 +758,7 @@ impl Gen {
         (h, Src::MadeUp)
     }
 
+    /// One of `v`, if any.
     fn one<'a>(&mut self, v: &'a [Held]) -> Option<&'a Held> {
         (!v.is_empty()).then(|| &v[self.below(v.len())])
     }
@@ -735,23 +767,28 @@ impl Gen {
 /// An argument the generator drafted: the struct (its size field is set
 /// later), the handles it used, and the user array it points to.
 pub struct Draft {
+    /// The struct's bytes.
     pub arg: [u8; MAX_ARG],
     /// Where the handles in it came from.
     pub srcs: Vec<Src>,
     /// The user array's content, where the kernel will access
     /// `array_access` bytes; `array_ptr` says where it goes.
     pub array: Vec<u8>,
+    /// Bytes of the user array the kernel will access.
     pub array_access: usize,
+    /// Where the user array goes.
     pub array_ptr: Ptr,
     /// For OBJ_FREE: handles in the array that must be refused (foreign).
     pub notes: Vec<&'static str>,
 }
 
 impl Draft {
+    /// An empty draft.
     pub fn new() -> Self {
         Draft { arg: [0; MAX_ARG], srcs: Vec::new(), array: Vec::new(), array_access: 0, array_ptr: Ptr::Valid, notes: Vec::new() }
     }
 
+    /// Empties the draft for the next call.
     fn clear(&mut self) {
         self.arg.fill(0);
         self.srcs.clear();
@@ -761,11 +798,13 @@ impl Draft {
         self.notes.clear();
     }
 
+    /// Puts `v` at the start of the struct's bytes.
     fn put<T: Copy>(&mut self, v: &T) {
         let b = bytes_of(v);
         self.arg[..b.len()].copy_from_slice(b);
     }
 
+    /// A handle for a field taking `want`, its origin recorded.
     fn handle(&mut self, g: &mut Gen, cx: &Ctx, want: &[Kind]) -> u64 {
         let (h, s) = g.handle(cx, want);
         self.srcs.push(s);

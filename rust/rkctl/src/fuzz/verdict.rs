@@ -41,6 +41,7 @@ pub fn errno_name(e: i32) -> String {
     }
 }
 
+/// Errno names, space separated.
 fn names(v: &[(&str, i32)]) -> String {
     v.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" ")
 }
@@ -85,6 +86,7 @@ pub fn kernel_like(v: u64) -> bool {
     v >= 0xffff_8000_0000_0000
 }
 
+/// The little-endian u64 at `off`, if `b` holds it.
 fn u64_at(b: &[u8], off: usize) -> Option<u64> {
     b.get(off..off + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap_or_default()))
 }

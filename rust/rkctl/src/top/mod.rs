@@ -83,6 +83,7 @@ impl Sort {
     }
 }
 
+/// Bytes as KiB, MiB or GiB.
 fn kib(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
@@ -91,6 +92,7 @@ fn kib(bytes: u64) -> String {
     }
 }
 
+/// `a` in percent of `b` (0 for b = 0).
 fn pct(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
@@ -288,6 +290,7 @@ pub fn render(s: &Snapshot, sort: Sort) -> String {
 /// Set by SIGINT and SIGTERM while the live view runs.
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// SIGINT and SIGTERM: stop the live view.
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
@@ -295,10 +298,12 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// The terminal as the live view leaves it: restored on drop, however the
 /// view ends (q, a signal, an error).
 struct Screen {
+    /// The terminal's settings before, when stdin is a terminal.
     saved: Option<libc::termios>,
 }
 
 impl Screen {
+    /// Takes over the terminal: keys without Enter, the alternate screen.
     fn enter() -> Self {
         // SAFETY: a zeroed termios is a valid buffer for tcgetattr.
         let mut t: libc::termios = unsafe { std::mem::zeroed() };

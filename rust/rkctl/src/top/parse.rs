@@ -14,6 +14,7 @@ use std::{collections::BTreeMap, path::Path};
 /// `key: value` lines (`info`, and the head of `pool`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Keyed {
+    /// The values by key.
     pub values: BTreeMap<String, String>,
 }
 
@@ -61,6 +62,7 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// Parses a `key: value` file.
     pub fn parse(text: &str) -> Result<Self> {
         let (head, rest) = Keyed::parse_lines(text);
         let mut orders: Vec<BTreeMap<String, u64>> = Vec::new();
@@ -84,6 +86,7 @@ impl Pool {
         Ok(Pool { head, orders })
     }
 
+    /// The number under `key`.
     pub fn num(&self, key: &str) -> Result<u64> {
         self.head.num(key).context("pool")
     }
@@ -108,7 +111,9 @@ pub fn buddyinfo(text: &str) -> Result<Vec<u64>> {
 /// `sharedavail`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slab {
+    /// The cache's name.
     pub name: String,
+    /// Its figures by the header's names.
     pub figures: BTreeMap<String, u64>,
 }
 
@@ -164,11 +169,14 @@ pub fn slabinfo(text: &str) -> Result<Vec<Slab>> {
 /// `arenas`), read by column name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Table {
+    /// The column names.
     pub columns: Vec<String>,
+    /// The rows, as many fields as columns each.
     pub rows: Vec<Vec<String>>,
 }
 
 impl Table {
+    /// Parses a `# `-headed file.
     pub fn parse(text: &str) -> Result<Self> {
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
         let (_, h) = lines.next().context("empty file: no `# ` header line")?;
@@ -218,14 +226,21 @@ impl Table {
 /// Everything `top` and the fuzzer read, at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// `info`.
     pub info: Keyed,
+    /// `pool`.
     pub pool: Pool,
+    /// `buddyinfo`: free blocks per order.
     pub buddy: Vec<u64>,
+    /// `slabinfo`.
     pub slabs: Vec<Slab>,
+    /// `heaps`.
     pub heaps: Table,
+    /// `arenas`.
     pub arenas: Table,
 }
 
+/// Reads a debugfs file, saying how to fix it when it cannot.
 fn read(dir: &Path, name: &str) -> Result<String> {
     let p = dir.join(name);
     std::fs::read_to_string(&p).with_context(|| format!("cannot read {} (is debugfs mounted and rkalloc loaded?)", p.display()))
