@@ -322,7 +322,7 @@ Examples:
     /// for damage: EUCLEAN, a failed CHECK). Run it alone on the module.
     #[command(after_help = "Examples:
   rkctl fuzz --threads 2 --calls 100000 --seed 7
-  rkctl fuzz --threads 1 --calls 5000 --seed 7      the same calls again, one thread: exactly
+  rkctl fuzz --threads 1 --calls 5000 --seed 7      one thread: a seed replays its calls
   rkctl --json fuzz --calls 20000 --fds 4 > fuzz.json
   rkctl fuzz --table                                the header's errors: table as rkctl reads it")]
     Fuzz(fuzz::Args),
