@@ -24,15 +24,19 @@
 //! exit 0. The mapping is in `error.rs`.
 mod bench;
 mod canvas;
+mod copyout;
 mod device;
 mod error;
 mod errors;
+mod fuzz;
 mod heapcmd;
+mod import;
 mod map;
 mod plot;
 mod replay;
 mod stress;
 mod table;
+mod top;
 mod uapi;
 
 use anyhow::Result;
@@ -278,6 +282,23 @@ Examples:
         #[arg(short, long, default_value_t = 3)]
         repeats: u32,
     },
+    /// Turn a perf script or trace-cmd capture of kmem events into a trace.
+    ///
+    /// Reads the kernel's kmem:kmalloc / kmem:kfree tracepoints (and
+    /// kmem_cache_alloc / kmem_cache_free) as `perf script` or `trace-cmd
+    /// report` print them (or tracefs's trace file) and writes rkctl
+    /// replay's format: ids in allocation order, sizes from bytes_req, no
+    /// pointer kept; frees of memory allocated before the capture are
+    /// dropped and counted in a comment. Malformed lines fail the import
+    /// with their line numbers (exit 1).
+    #[command(after_help = "Examples:
+  rkctl import --from perf-script kmem.txt -o kmem.trace
+      after: perf record -e kmem:kmalloc -e kmem:kfree -a -- sleep 5; perf script > kmem.txt
+  rkctl import --from trace-cmd - -o kmem.trace < report.txt
+      after: trace-cmd record -e kmem:kmalloc -e kmem:kfree sleep 5; trace-cmd report > report.txt
+  rkctl import --from trace-cmd /sys/kernel/tracing/trace > kmem.trace
+  rkctl replay kmem.trace")]
+    Import(import::Args),
     /// Write a synthetic allocation trace to stdout.
     #[command(after_help = "Examples:
   rkctl gen-trace phased --allocs 3000 --seed 1 > phased.trace
@@ -291,6 +312,48 @@ Examples:
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Fuzz the ioctls: structure-aware, deterministic by seed.
+    ///
+    /// Threads issue the header's commands with valid, boundary and broken
+    /// arguments (sizes, counts, orders and ids at the edges of the
+    /// module's tables; live, freed and other fds' handles; wrong size
+    /// fields, reserved fields, unknown command numbers; NULL, unmapped,
+    /// read-only, misaligned, straddling and kernel pointers), close fds
+    /// under running calls and run CHECK concurrently. Exits 0 only if every
+    /// call returned 0 or an errno the header's "errors:" table lists for it
+    /// (and what the header makes certain), no output held a kernel address,
+    /// CHECK stayed clean, and the pool, slab caches, heaps and arenas came
+    /// back to their baseline once the fuzzer's fds were closed; else 3 (4
+    /// for damage: EUCLEAN, a failed CHECK). Run it alone on the module.
+    #[command(after_help = "Examples:
+  rkctl fuzz --threads 2 --calls 100000 --seed 7
+  rkctl fuzz --threads 1 --calls 5000 --seed 7      one thread: a seed replays its calls
+  rkctl --json fuzz --calls 20000 --fds 4 > fuzz.json
+  rkctl fuzz --table                                the header's errors: table as rkctl reads it")]
+    Fuzz(fuzz::Args),
+    /// Failed copy-outs change nothing: one line per command.
+    ///
+    /// For every command that allocates, frees or resets: its valid struct
+    /// in a read-only page must give EFAULT, and then the fd's bytes,
+    /// caches and heaps, the pool's pages, every handle's contents and the
+    /// heap's and arena's live allocations must be as before; the same
+    /// call on a writable page must succeed; everything must free. Exits 3
+    /// on any failure. Run it alone on the module.
+    #[command(after_help = "Examples:
+  rkctl copyout
+  rkctl --json copyout > copyout.json")]
+    Copyout(copyout::Args),
+    /// A live view of the pool, slab caches, heaps and arenas, like slabtop.
+    ///
+    /// Reads /sys/kernel/debug/rkalloc: the pool's pages and free blocks
+    /// per order, every cache's slabinfo figures (slabtop's summary,
+    /// columns and sort keys a b c l v n o p s u), every heap's and
+    /// arena's sizes and fragmentation. q or Ctrl-C quits.
+    #[command(after_help = "Examples:
+  rkctl top
+  rkctl top --sort active -d 1
+  rkctl top --once > frame.txt       one frame, no terminal control codes")]
+    Top(top::Args),
     /// Give free pool memory back to the kernel.
     #[command(after_help = "Examples:
   rkctl shrink
@@ -704,6 +767,10 @@ fn run(cli: Cli) -> Result<()> {
             replay::failures(&r)?;
         }
         Cmd::GenTrace { shape, allocs, seed } => print!("{}", replay::generate(shape, allocs, seed)),
+        Cmd::Fuzz(a) => fuzz::main(&cli.dev, cli.json, &a)?,
+        Cmd::Copyout(a) => copyout::main(&cli.dev, cli.json, &a)?,
+        Cmd::Import(a) => import::main(&a)?,
+        Cmd::Top(a) => top::main(&a)?,
         Cmd::Shrink => {
             let n = device::Device::open(&cli.dev)?.shrink()?;
             if cli.json {
