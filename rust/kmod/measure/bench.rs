@@ -154,7 +154,9 @@ impl Timer for PerOp {
 /// signal; whatever the run holds is freed in every case.
 pub(crate) fn run(shared: &Shared, q: &Request, out: &mut Outcome) -> Result {
     let samples = q.samples as usize;
-    let batch = q.batch;
+    // A pair holds one object; its `batch` is ignored (and must not size
+    // anything: the fuzzer sent u32::MAX).
+    let batch = if q.pattern == Pattern::Pair { 1 } else { q.batch };
     let d = shared.allocators.get(q.allocator).ok_or(EINVAL)?;
     if samples == 0
         || q.samples > MAX_SAMPLES
