@@ -2190,6 +2190,7 @@ fn inconsistent(r: usize, off: usize, what: &'static str) -> HeapError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::rng::Rng;
     use super::*;
     use std::vec;
     use std::vec::Vec;
@@ -2743,25 +2744,6 @@ mod tests {
         assert!(HeapFlags::ALL.contains(HeapFlags::DEBUG.union(HeapFlags::LIFO)));
     }
 
-    /// A small xorshift generator, so the differential test needs no
-    /// dependency and every failure names its seed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     /// The fast paths of `alloc` and `free` against the general path: the
     /// same random operations (with several regions, invalid frees and
     /// damaged bytes) on a heap that may take them and on one that never
@@ -2790,26 +2772,26 @@ mod tests {
                 !fast.debug() && policy == Policy::SegregatedFit
             )
         );
-        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut rng = Rng::new(seed);
         // Damage is rare and only in some runs, so most runs stay long.
         let damage = seed.is_multiple_of(4);
         let mut live: Vec<Ptr> = Vec::new();
         let what = |i: usize| std::format!("{policy:?} {flags:?} seed {seed} op {i}");
         for i in 0..400 {
-            let op = rng.below(100);
+            let op = rng.index(100);
             if op < 4 || fast.stats().regions == 0 {
-                let len = [2048, 4096, 8192][rng.below(3)];
+                let len = [2048, 4096, 8192][rng.index(3)];
                 let a = fast.add_region(vec![0x5a; len]);
                 assert_eq!(a, slow.add_region(vec![0x5a; len]), "{}", what(i));
             } else if op < 6 {
-                let r = rng.below(4) as u32;
+                let r = rng.index(4) as u32;
                 let a = fast.remove_region(r).map(|m| m.len());
                 assert_eq!(a, slow.remove_region(r).map(|m| m.len()), "{}", what(i));
             } else if op < 52 {
-                let size = match rng.below(8) {
-                    0 => 1 + rng.below(2000),
-                    1..=3 => 1 + rng.below(300),
-                    _ => 1 + rng.below(100),
+                let size = match rng.index(8) {
+                    0 => 1 + rng.index(2000),
+                    1..=3 => 1 + rng.index(300),
+                    _ => 1 + rng.index(100),
                 };
                 let a = fast.alloc(size);
                 assert_eq!(a, slow.alloc(size), "{}", what(i));
@@ -2817,17 +2799,17 @@ mod tests {
                     live.push(p);
                 }
             } else if op < 96 && !live.is_empty() {
-                let p = live.swap_remove(rng.below(live.len()));
+                let p = live.swap_remove(rng.index(live.len()));
                 assert_eq!(fast.free(p), slow.free(p), "{}", what(i));
             } else if op < 98 {
                 // Mostly invalid: a random offset, or a double free.
                 let p = if op == 96 || live.is_empty() {
                     Ptr {
-                        region: rng.below(5) as u32,
-                        offset: rng.below(9000) as u32,
+                        region: rng.index(5) as u32,
+                        offset: rng.index(9000) as u32,
                     }
                 } else {
-                    live[rng.below(live.len())]
+                    live[rng.index(live.len())]
                 };
                 let a = fast.free(p);
                 assert_eq!(a, slow.free(p), "{}", what(i));
@@ -2836,8 +2818,8 @@ mod tests {
                 }
             } else if damage && op == 98 {
                 // The same damage to both: a random word or byte of a region.
-                let r = rng.below(4) as u32;
-                let (off, v, word) = (rng.below(9000), rng.next(), rng.below(2) == 0);
+                let r = rng.index(4) as u32;
+                let (off, v, word) = (rng.index(9000), rng.next_u64(), rng.index(2) == 0);
                 for h in [&mut fast, &mut slow] {
                     if let Some(mem) = h.region_mut(r) {
                         let n = if word { 8 } else { 1 };

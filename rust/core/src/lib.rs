@@ -14,5 +14,6 @@ pub mod arena;
 pub mod buddy;
 pub mod frag;
 pub mod heap;
+pub mod rng;
 pub mod sizeclass;
 pub mod slab;
