@@ -223,6 +223,44 @@ pub(super) fn tags(debug: bool, mem: &[u8], end: u32, r: u32, b: u32) -> Result<
     Ok(t)
 }
 
+/// The tag of the allocated block at `b` of region `r`, for callers that
+/// have checked the offset: [`tags`], when the block must be allocated.
+/// The common case, a sane allocated tag whose footer agrees, is one fused
+/// test; anything else goes to [`tags`], which tells damage
+/// ([`HeapError::CorruptTag`]) from a free block (`Ok` with `allocated`
+/// false).
+#[inline(always)]
+pub(super) fn alloc_tag(
+    debug: bool,
+    mem: &[u8],
+    end: u32,
+    r: u32,
+    b: u32,
+) -> Result<Tag, HeapError> {
+    if let Some(w) = load(mem, b) {
+        let size = (w & SIZE_MASK) as u32;
+        let slack = ((w & LOW_MASK) >> SLACK_SHIFT) as u32;
+        let check = if debug { check24(b, w & LOW_MASK) } else { 0 };
+        // The allocated bit set, the three bits above it clear, the check
+        // value right; the size a block's within the block area; the slack
+        // inside the payload.
+        if w & (u64::from(ALIGN32) - 1) == ALLOCATED
+            && w >> CHECK_SHIFT == check
+            && size >= MIN32
+            && size <= end - b
+            && slack < size - 2 * TAG32
+            && load(mem, b + size - TAG32) == Some(w)
+        {
+            return Ok(Tag {
+                size,
+                allocated: true,
+                slack,
+            });
+        }
+    }
+    tags(debug, mem, end, r, b)
+}
+
 /// The heap's regions to write: what an operation needs on top of
 /// [`Blocks`].
 pub trait BlocksMut: Blocks {

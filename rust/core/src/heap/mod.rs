@@ -464,7 +464,7 @@ impl<M: RegionMem, const R: usize> Heap<M, R> {
             requested_bytes: c.requested,
             handed_out_bytes: c.alloc_payload,
             metadata_bytes: c.overhead(),
-            free_bytes: c.free_payload,
+            free_bytes: c.free_payload(),
             largest_free_bytes: self.fit.largest_free(self.bl()) as u64,
         }
     }

@@ -18,7 +18,7 @@
 //! neighbour.
 
 use super::blocks::{
-    corrupt, tags, Blocks, BlocksMut, FreeBlock, Links, Region, RegionMem, Regions,
+    alloc_tag, corrupt, Blocks, BlocksMut, FreeBlock, Links, Region, RegionMem, Regions,
 };
 use super::layout::{area, load, map_bit, Tag, ALIGN32, ALLOCATED, MIN32, SIZE_MASK, TAG32};
 use super::policy::FitPolicy;
@@ -89,11 +89,9 @@ pub(super) fn take<P: FitPolicy>(
         (b, f.size)
     };
     let c = h.counters_mut();
-    // The whole block leaves the free payload; its payload is handed out.
+    // The taken block's payload is handed out (the free payload follows:
+    // Counters::free_payload).
     let payload = u64::from(taken) - 2 * u64::from(TAG32);
-    c.free_payload =
-        c.free_payload
-            .wrapping_sub(if rest >= MIN32 { u64::from(n) } else { payload });
     c.alloc_payload = c.alloc_payload.wrapping_add(payload);
     c.requested = c.requested.wrapping_add(size as u64);
     c.allocs = c.allocs.wrapping_add(1);
@@ -143,15 +141,12 @@ pub(super) fn free<P: FitPolicy>(
     }
 
     // The freed payload becomes free, and so do the tags between the
-    // merged blocks.
+    // merged blocks (Counters::free_payload).
     let payload = u64::from(t.size) - 2 * u64::from(TAG32);
     let c = h.counters_mut();
     c.alloc_payload = c.alloc_payload.wrapping_sub(payload);
     c.requested = c.requested.wrapping_sub(payload - u64::from(t.slack));
     c.free_blocks = c.free_blocks.wrapping_add(1).wrapping_sub(absorbed);
-    c.free_payload = c
-        .free_payload
-        .wrapping_add(payload + absorbed * 2 * u64::from(TAG32));
     c.frees = c.frees.wrapping_add(1);
     Ok(())
 }
@@ -168,7 +163,7 @@ pub(super) fn resolve(h: &impl Blocks, ptr: Ptr) -> Result<(u32, u32, Tag), Heap
         return Err(HeapError::Invalid);
     }
     // That is all of Blocks::block's offset check for the header at p - 8.
-    let t = tags(h.debug(), mem, end, r, p - TAG32)?;
+    let t = alloc_tag(h.debug(), mem, end, r, p - TAG32)?;
     if !t.allocated {
         return Err(HeapError::Invalid);
     }
@@ -285,9 +280,6 @@ pub(super) fn add_region<M: RegionMem, P: FitPolicy, const D: bool>(
     c.total += len as u64;
     c.region_overhead += (len - size as usize) as u64;
     c.free_blocks = c.free_blocks.wrapping_add(1);
-    c.free_payload = c
-        .free_payload
-        .wrapping_add(u64::from(size) - 2 * u64::from(TAG32));
     Ok(())
 }
 
@@ -323,8 +315,5 @@ pub(super) fn remove_region<M: RegionMem, P: FitPolicy, const D: bool>(
         .region_overhead
         .wrapping_sub((len - t.size as usize) as u64);
     c.free_blocks = c.free_blocks.wrapping_sub(1);
-    c.free_payload = c
-        .free_payload
-        .wrapping_sub(u64::from(t.size) - 2 * u64::from(TAG32));
     Ok(Some(reg.mem))
 }

@@ -14,7 +14,9 @@ use super::{HeapError, HeapFlags, Policy};
 /// Updates wrap instead of overflowing: the values are bounded by the
 /// regions' sizes as long as the tags are intact, and a forged tag must not
 /// turn into an overflow panic; the check reports any drift. Live
-/// allocations are `allocs - frees`: nothing else makes or ends one.
+/// allocations are `allocs - frees` (nothing else makes or ends one), and
+/// the free payload is what the rest leaves ([`Counters::free_payload`]), so
+/// neither is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     pub(super) regions: u64,
@@ -25,7 +27,6 @@ pub struct Counters {
     pub(super) alloc_payload: u64,
     pub(super) requested: u64,
     pub(super) free_blocks: u64,
-    pub(super) free_payload: u64,
     pub(super) allocs: u64,
     pub(super) frees: u64,
     pub(super) failures: u64,
@@ -41,7 +42,6 @@ impl Counters {
         alloc_payload: 0,
         requested: 0,
         free_blocks: 0,
-        free_payload: 0,
         allocs: 0,
         frees: 0,
         failures: 0,
@@ -52,6 +52,14 @@ impl Counters {
     /// Live allocations.
     pub(super) fn live(&self) -> u64 {
         self.allocs.wrapping_sub(self.frees)
+    }
+
+    /// Payload bytes of free blocks: everything that is neither handed out
+    /// nor overhead.
+    pub(super) fn free_payload(&self) -> u64 {
+        self.total
+            .wrapping_sub(self.alloc_payload)
+            .wrapping_sub(self.overhead())
     }
 
     /// Tags of every block plus the regions' start maps, padding and tails.
@@ -169,7 +177,7 @@ impl<M: RegionMem> Regions<M> {
             used_bytes: c.alloc_payload,
             requested_bytes: c.requested,
             overhead_bytes: c.overhead(),
-            free_bytes: c.free_payload,
+            free_bytes: c.free_payload(),
             largest_free_bytes: largest as u64,
             free_blocks: c.free_blocks,
             live_allocs: c.live(),
@@ -188,7 +196,7 @@ impl<M: RegionMem> Regions<M> {
     pub(super) fn check_blocks(&self) -> Result<(Counters, ListCheck), HeapError> {
         let h = self.view();
         let mut n = Counters::ZERO;
-        let mut live = 0u64;
+        let (mut live, mut free_payload) = (0u64, 0u64);
         for (r, slot) in (0u32..).zip(self.regions.iter()) {
             let Some(reg) = slot else { continue };
             let len = reg.mem.as_ref().len();
@@ -208,7 +216,7 @@ impl<M: RegionMem> Regions<M> {
                         return Err(inconsistent(r, b, Invariant::AdjacentFree));
                     }
                     n.free_blocks += 1;
-                    n.free_payload += payload;
+                    free_payload += payload;
                 }
                 prev_free = !t.allocated;
                 blocks += 1;
@@ -228,6 +236,9 @@ impl<M: RegionMem> Regions<M> {
         n.failures = self.c.failures;
         n.search_steps = self.c.search_steps;
         n.insert_steps = self.c.insert_steps;
+        if n.free_payload() != free_payload {
+            return Err(inconsistent(0, 0, Invariant::Counters));
+        }
         let lists = ListCheck {
             limit: n.free_blocks,
             listed: 0,

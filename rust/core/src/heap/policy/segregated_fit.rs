@@ -20,22 +20,77 @@ pub(super) const NCLASSES: usize = (LINEAR / ALIGN32 + (30 - LINEAR_LOG2) * SUBC
 /// Words of the non-empty-class bitmap.
 const MAP_WORDS: usize = NCLASSES.div_ceil(64);
 
-/// The size class of a block of `size` bytes.
+/// The size class of a block of `size` bytes (below 2^30: at most
+/// `NCLASSES - 1`), computed.
 #[inline(always)]
-pub(super) fn class(size: u32) -> usize {
+const fn class_of(size: u32) -> usize {
     if size < LINEAR {
         return (size / ALIGN32) as usize;
     }
-    let log2 = (u32::BITS - 1).saturating_sub(size.leading_zeros());
+    let log2 = size.ilog2();
     let sub = (size >> (log2 - SUB_LOG2)) & (SUBCLASSES - 1);
-    let c = LINEAR / ALIGN32 + (log2 - LINEAR_LOG2) * SUBCLASSES + sub;
-    (c as usize).min(NCLASSES - 1)
+    (LINEAR / ALIGN32 + (log2 - LINEAR_LOG2) * SUBCLASSES + sub) as usize
+}
+
+/// The first class whose every block holds `n` bytes (a block size): `n`'s
+/// own class if `n` is its smallest size, else the next one up (TLSF's
+/// "mapping search": `n` rounded up to the next class boundary), computed.
+#[inline(always)]
+const fn fitting_of(n: u32) -> usize {
+    if n < LINEAR {
+        // Linear classes are exact: block sizes are multiples of 16.
+        return class_of(n);
+    }
+    let width = 1u32 << (n.ilog2() - SUB_LOG2);
+    class_of(n.saturating_add(width - 1))
+}
+
+/// Block sizes below this take their classes from the tables: one byte per
+/// 16-byte size, half a kilobyte each.
+const TABLED: u32 = 8192;
+
+/// A table of [`class_of`] (or, with `fitting`, [`fitting_of`]) for every
+/// block size below [`TABLED`], by size / 16.
+const fn table(fitting: bool) -> [u8; (TABLED / ALIGN32) as usize] {
+    let mut t = [0u8; (TABLED / ALIGN32) as usize];
+    let mut i = 0;
+    while i < t.len() {
+        let size = i as u32 * ALIGN32;
+        let c = if fitting { fitting_of(size) } else { class_of(size) };
+        // Below NCLASSES, which is below 256.
+        t[i] = c as u8;
+        i += 1;
+    }
+    t
+}
+
+static CLASS: [u8; (TABLED / ALIGN32) as usize] = table(false);
+static FITTING: [u8; (TABLED / ALIGN32) as usize] = table(true);
+
+/// The size class of a block of `size` bytes (below 2^30: at most
+/// `NCLASSES - 1`). Small sizes, the common ones, from a table: no
+/// branches on the size, which a mixed workload would mispredict.
+#[inline(always)]
+pub(super) fn class(size: u32) -> usize {
+    match CLASS.get((size / ALIGN32) as usize) {
+        Some(&c) => c as usize,
+        None => class_of(size),
+    }
+}
+
+/// [`fitting_of`], small sizes from a table.
+#[inline(always)]
+pub(super) fn class_fitting(n: u32) -> usize {
+    match FITTING.get((n / ALIGN32) as usize) {
+        Some(&c) => c as usize,
+        None => fitting_of(n),
+    }
 }
 
 /// The smallest block size of class `c`: every block of class `c` or above
 /// serves a request for that many bytes.
-#[inline(always)]
-pub(super) fn class_floor(c: usize) -> u32 {
+#[cfg(test)]
+fn class_floor(c: usize) -> u32 {
     // Classes are below NCLASSES < 2^8.
     let c = c as u32;
     let linear = LINEAR / ALIGN32;
@@ -119,11 +174,9 @@ impl FitPolicy for SegregatedFit {
 
     #[inline(always)]
     fn find(&mut self, h: &mut impl BlocksMut, n: u32) -> Result<Option<FreeBlock>, HeapError> {
-        // Every block of class `c` or above fits when `n` is the class's
-        // floor, else every block above it: take the head of the first
-        // non-empty one, found in the bitmap.
-        let c = class(n);
-        let fits = if class_floor(c) == n { c } else { c + 1 };
+        // Every block of class `fits` or above fits: take the head of the
+        // first non-empty one, found in the bitmap.
+        let fits = class_fitting(n);
         if let Some(c2) = self.nonempty_from(fits) {
             let (f, _) = h.step(self.head(c2))?;
             h.searched(1);
@@ -133,7 +186,7 @@ impl FitPolicy for SegregatedFit {
             return Ok(Some(f));
         }
         // Only blocks of the request's own class can still fit.
-        h.first_fit(self.head(c), NIL, n)
+        h.first_fit(self.head(class(n)), NIL, n)
     }
 
     #[inline(always)]
@@ -207,6 +260,12 @@ mod tests {
             prev = c;
         }
         assert_eq!(class(MAX_REGION_BYTES as u32 - 16), NCLASSES - 1);
+        for n in (MIN_BLOCK as u32..1 << 22).step_by(16).chain([(1 << 30) - 16]) {
+            let c = class(n);
+            assert_eq!(c, class_of(n));
+            let fits = if class_floor(c) == n { c } else { c + 1 };
+            assert_eq!(class_fitting(n), fits, "{n}");
+        }
         // The examples of the heap's tests.
         assert_eq!(class_floor(class(144)), 128);
         assert_eq!(class(304), class(272));
