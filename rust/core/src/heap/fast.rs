@@ -167,9 +167,9 @@ impl<M: RegionMem, const D: bool> BlocksMut for Local<'_, M, D> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::rng::Rng;
     use super::super::tests::{snapshot, H};
     use super::super::*;
-    use crate::rng::Rng;
     use std::vec;
     use std::vec::Vec;
 
