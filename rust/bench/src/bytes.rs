@@ -11,7 +11,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use rkalloc_core::heap::{Heap, HeapFlags, Policy, Ptr};
+use rkalloc_core::heap::{Heap, HeapFlags, Policy};
 use rkalloc_core::slab::{self, SlabState};
 use slabmalloc::{AllocablePage, Allocator as _, ObjectPage, ZoneAllocator};
 use talc::base::Talc;
@@ -98,10 +98,13 @@ fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, ALIGN).unwrap_or(Layout::new::<u128>())
 }
 
-/// rkalloc's heap with one 2 MiB region.
+/// rkalloc's heap with one 2 MiB region, used by address as the peers
+/// are: an allocation's address is the region's plus the offset (as the
+/// kernel glue makes it), and a free goes by address through the heap's
+/// region lookup ([`Heap::free_addr`]).
 pub struct RkHeap {
     heap: Heap<Buf, 1>,
-    base: usize,
+    base: NonNull<u8>,
     span: (usize, usize),
 }
 
@@ -109,7 +112,7 @@ impl RkHeap {
     /// A heap with `policy` and `flags` over [`BYTE_POOL`] bytes.
     pub fn new(policy: Policy, flags: HeapFlags) -> RkHeap {
         let buf = Buf::new(BYTE_POOL, 4096);
-        let (base, span) = (buf.start(), buf.span());
+        let (base, span) = (buf.ptr, buf.span());
         let mut heap = Heap::new(policy, flags);
         let r = heap.add_region(buf).expect("a 2 MiB region is valid");
         assert_eq!(r, 0);
@@ -123,23 +126,26 @@ impl RkHeap {
 }
 
 impl ByteAllocator for RkHeap {
-    type Handle = Ptr;
+    type Handle = NonNull<u8>;
 
     #[inline]
-    fn alloc(&mut self, size: usize) -> Option<Ptr> {
-        self.heap.alloc(size).ok()
+    fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
+        let p = self.heap.alloc(size).ok()?;
+        // The heap's only region is `base`'s buffer and the offset lies in
+        // it, so this stays inside the allocation.
+        NonNull::new(self.base.as_ptr().wrapping_add(p.offset as usize))
     }
 
     #[inline]
-    fn free(&mut self, h: Ptr, _size: usize) {
-        if let Err(e) = self.heap.free(h) {
+    fn free(&mut self, h: NonNull<u8>, _size: usize) {
+        if let Err(e) = self.heap.free_addr(h.as_ptr()) {
             panic!("rkalloc heap refused free({h:?}): {e:?}");
         }
     }
 
     #[inline]
-    fn addr(&self, h: Ptr) -> *mut u8 {
-        (self.base + h.offset as usize) as *mut u8
+    fn addr(&self, h: NonNull<u8>) -> *mut u8 {
+        h.as_ptr()
     }
 
     fn span(&self) -> (usize, usize) {
