@@ -15,7 +15,8 @@
 //! bytes, 1000 live) and `hot64` (a 64-byte pair on that working set after
 //! 4000 of its steps). Allocators: `first-fit`, `next-fit`, `best-fit`,
 //! `segregated-fit`, `worst-fit`... (rkalloc's policies, `_lifo` appended
-//! for LIFO lists), `talc`, `rlsf`, `bsa_heap`, `linked_list_allocator`.
+//! for LIFO lists, `@N` for the same memory in N regions), `talc`, `rlsf`,
+//! `bsa_heap`, `linked_list_allocator`.
 
 use std::process::exit;
 
@@ -70,6 +71,11 @@ fn main() {
         "bsa_heap" => run(BsaHeap::new(), w, steps),
         "linked_list_allocator" => run(LlaHeap::new(), w, steps),
         rk => {
+            // `segregated-fit_lifo@8`: 8 regions instead of one.
+            let (rk, regions) = match rk.split_once('@') {
+                Some((rk, n)) => (rk, n.parse().unwrap_or_else(|_| usage())),
+                None => (rk, 1),
+            };
             let (policy, flags) = match rk.strip_suffix("_lifo") {
                 Some(p) => (p, HeapFlags::LIFO),
                 None => (rk, HeapFlags::NONE),
@@ -77,7 +83,7 @@ fn main() {
             let Some(policy) = Policy::from_name(policy) else {
                 usage()
             };
-            run(RkHeap::new(policy, flags), w, steps)
+            run(RkHeap::with_regions(policy, flags, regions), w, steps)
         }
     }
 }

@@ -65,14 +65,15 @@
 //! are different: a bad size, pointer or region returns an error and
 //! changes nothing at all.
 
-mod blocks;
+mod addrs;
+pub mod blocks;
 mod fast;
 mod layout;
 #[cfg(test)]
 mod old;
 mod ops;
 pub mod policy;
-mod stats;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -276,6 +277,8 @@ pub struct Heap<M, const R: usize = MAX_REGIONS> {
     corrupt: Option<Ptr>,
     /// The policy and its lists.
     fit: Fit,
+    /// The regions by address, for frees by address.
+    addrs: addrs::Addrs<R>,
     blocks: Regions<M, [Option<Region<M>>; R]>,
 }
 
@@ -287,6 +290,7 @@ impl<M: RegionMem, const R: usize> Heap<M, R> {
             flags,
             corrupt: None,
             fit: Fit::new(policy, flags),
+            addrs: addrs::Addrs::EMPTY,
             blocks: Regions {
                 debug: flags.contains(HeapFlags::DEBUG),
                 #[cfg(test)]
@@ -348,8 +352,15 @@ impl<M: RegionMem, const R: usize> Heap<M, R> {
         let r = slot
             .and_then(|r| u32::try_from(r).ok())
             .ok_or(HeapError::RegionsFull)?;
-        let done = self.fit.add_region(&mut self.blocks, r, mem);
-        done.map(|()| r).map_err(|e| self.latch(e))
+        match self.fit.add_region(&mut self.blocks, r, mem) {
+            Ok(()) => {
+                if let Some(mem) = self.region(r) {
+                    self.addrs.insert(mem.as_ref().as_ptr() as usize, r);
+                }
+                Ok(r)
+            }
+            Err(e) => Err(self.latch(e)),
+        }
     }
 
     /// Takes region `index` back, only if it is one wholly free block;
@@ -359,8 +370,17 @@ impl<M: RegionMem, const R: usize> Heap<M, R> {
         if self.corrupt.is_some() {
             return None;
         }
-        let r = self.fit.remove_region(&mut self.blocks, index);
-        r.map_err(|e| self.latch(e)).ok().flatten()
+        match self.fit.remove_region(&mut self.blocks, index) {
+            Ok(Some(mem)) => {
+                self.addrs.remove(index);
+                Some(mem)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.latch(e);
+                None
+            }
+        }
     }
 
     /// Allocates `size` bytes with [`ALIGN`]-aligned offset.
@@ -393,28 +413,34 @@ impl<M: RegionMem, const R: usize> Heap<M, R> {
     /// Where in the heap the address `addr` is, if in one of its regions
     /// (whether it is a live allocation is for [`Heap::free`] or
     /// [`Heap::locate`] to decide). The addresses are those of the region
-    /// buffers' bytes.
+    /// buffers' bytes. O(log regions): a binary search of the regions by
+    /// address.
     #[inline]
     pub fn ptr_of(&self, addr: *const u8) -> Option<Ptr> {
         let a = addr as usize;
-        let mut left = self.blocks.c.regions;
-        for (r, slot) in (0u32..).zip(self.blocks.regions.iter()) {
-            if left == 0 {
-                break;
-            }
-            let Some(reg) = slot else { continue };
-            left -= 1;
-            let mem = reg.mem.as_ref();
-            let offset = a.wrapping_sub(mem.as_ptr() as usize);
-            if offset < mem.len() {
-                return Some(Ptr {
-                    region: r,
-                    // Below the region's length, at most 2^30.
-                    offset: offset as u32,
-                });
-            }
+        if let Some(p) = self.addrs.find(a).and_then(|r| self.ptr_in(r, a)) {
+            return Some(p);
         }
-        None
+        // Not in the region below it: in no region (or buffers moved).
+        self.ptr_by_scan(a)
+    }
+
+    /// `addr` as a place in region `r`, if it lies there.
+    #[inline(always)]
+    fn ptr_in(&self, r: u32, addr: usize) -> Option<Ptr> {
+        let mem = self.region(r)?.as_ref();
+        let offset = addr.wrapping_sub(mem.as_ptr() as usize);
+        // Below the region's length, at most 2^30: a u32.
+        (offset < mem.len()).then_some(Ptr {
+            region: r,
+            offset: offset as u32,
+        })
+    }
+
+    /// [`Heap::ptr_of`] by a scan of every region.
+    #[cold]
+    fn ptr_by_scan(&self, addr: usize) -> Option<Ptr> {
+        (0..R as u32).find_map(|r| self.ptr_in(r, addr))
     }
 
     /// [`Heap::free`] of the allocation whose payload starts at address
