@@ -3,31 +3,36 @@
 //!
 //! One implementation serves every policy of [`Policy`]; they differ only
 //! in how they keep free blocks and which one a request is carved from
-//! ([`policy`]: one file and one table line each, a [`policy::FitPolicy`]
-//! each). Everything else (block
-//! layout, splitting, coalescing, regions, checking, statistics) is shared,
-//! so a comparison between policies measures the policy and nothing else.
+//! ([`policy`]: a [`policy::FitPolicy`] each, in one file, registered with
+//! one line of the table). Everything else (block layout, splitting,
+//! coalescing, regions, checking, statistics) is shared, so a comparison
+//! between policies measures the policy and nothing else.
 //!
 //! # Files
 //!
+//! - `mod.rs`: the public API, [`Heap`];
 //! - `layout.rs`: the bytes of a region: block area, boundary tags, links,
 //!   start map;
-//! - `blocks.rs`: the regions, tags read with validation, list primitives;
+//! - `blocks.rs`: the regions, tags read with validation, list primitives,
+//!   behind the [`blocks::Blocks`] and [`blocks::BlocksMut`] traits;
 //! - `ops.rs`: allocation, free with coalescing, adding and removing
-//!   regions, generic over the policy and the view of the regions (the
-//!   general path);
-//! - `fast.rs`: the fast path (the same operations on one region borrowed
-//!   once) and the differential test that pins it to the general path;
+//!   regions, generic over the policy and the view of the regions: the
+//!   general path, and under DEBUG the only one;
+//! - `fast.rs`: the fast path (the same operations on a view that borrows
+//!   the operation's region once) and the differential test that pins it
+//!   to the general path;
+//! - `addrs.rs`: the regions by address, for frees by address;
 //! - `stats.rs`: counters, [`HeapStats`] and the invariant check;
-//! - `policy/`: the [`FitPolicy`] trait, the table, one file per policy;
-//! - `tests.rs`: unit and differential tests.
+//! - `policy/`: the [`policy::FitPolicy`] trait and the table (`mod.rs`),
+//!   one file per policy;
+//! - `tests.rs`: unit tests.
 //!
 //! # Region layout
 //!
 //! The heap owns up to `R` regions, byte buffers handed in by the caller
-//! (any [`blocks::RegionMem`]: pool pages in the kernel, a `Vec<u8>` in tests). All
-//! metadata lives inside the region bytes; the heap itself keeps only list
-//! heads and counters, so it needs no allocation.
+//! (any [`blocks::RegionMem`]: pool pages in the kernel, a `Vec<u8>` in
+//! tests). All metadata lives inside the region bytes; the heap itself
+//! keeps only list heads and counters, so it needs no allocation.
 //!
 //! - The *start map* at the start of each region is a bitmap with one bit
 //!   per 16-byte granule, set for every payload that begins a block. It
@@ -69,8 +74,6 @@ mod addrs;
 pub mod blocks;
 mod fast;
 mod layout;
-#[cfg(test)]
-mod old;
 mod ops;
 pub mod policy;
 pub mod stats;

@@ -15,7 +15,7 @@ use super::{HeapError, HeapFlags, Policy};
 /// regions' sizes as long as the tags are intact, and a forged tag must not
 /// turn into an overflow panic; the check reports any drift. Live
 /// allocations are `allocs - frees` (nothing else makes or ends one), and
-/// the free payload is what the rest leaves ([`Counters::free_payload`]), so
+/// the free payload is what the rest leaves (`Counters::free_payload`), so
 /// neither is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {

@@ -3,13 +3,13 @@
 //! from, and how it keeps its free blocks to choose from.
 //!
 //! A policy is one type implementing [`FitPolicy`], in one file of this
-//! folder, registered with one line in the [`policies!`] table below. The
+//! folder, registered with one line in the `policies!` table below. The
 //! table makes [`Policy`] (the policies' ids, names and count, for the
 //! kernel glue and reports) and the heap's dispatch: a heap matches on its
 //! policy once per operation and runs code compiled for that policy alone
 //! (no dynamic call, no policy test inside an operation).
 //!
-//! Everything else is shared ([`super::blocks`], [`super::ops`]): the block
+//! Everything else is shared ([`super::blocks`], and `ops.rs`): the block
 //! layout, splitting, coalescing, regions, validation, statistics and the
 //! check values. A policy owns its list heads and whatever else it keeps
 //! (next fit's roving pointer, segregated fit's bitmap), and changes its
