@@ -136,7 +136,7 @@ pub trait PageAllocator {
 
 /// A byte heap handing out [`ALIGN`]-aligned blocks.
 pub trait ByteAllocator {
-    /// What names a live block (a pointer, or rkalloc's region and offset).
+    /// What names a live block: its address, or the slab's offset.
     type Handle: Copy;
     /// Allocates `size` bytes; `None` when out of memory.
     fn alloc(&mut self, size: usize) -> Option<Self::Handle>;
