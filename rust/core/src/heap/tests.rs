@@ -172,6 +172,58 @@ fn next_fit_resumes_after_the_last_position() {
 }
 
 #[test]
+fn worst_fit_takes_the_largest() {
+    let worst = Policy::WorstFit;
+    assert_eq!(pick(worst, HeapFlags::NONE, &PAYLOADS, &[100]), [1]);
+    assert_eq!(pick(worst, HeapFlags::NONE, &PAYLOADS, &[16]), [1]);
+    // Ties go to the first in list order; the first carve leaves block 0
+    // smaller than block 2, which serves the next request.
+    assert_eq!(
+        pick(worst, HeapFlags::NONE, &[256, 128, 256], &[16, 16]),
+        [0, 2]
+    );
+    // Under LIFO the list starts with the last freed, block 2.
+    assert_eq!(pick(worst, HeapFlags::LIFO, &[256, 128, 256], &[16]), [2]);
+    // Best fit on the same layout takes the smallest that fits.
+    assert_eq!(
+        pick(Policy::BestFit, HeapFlags::NONE, &[256, 128, 256], &[16]),
+        [1]
+    );
+    // Nothing larger than the largest block: NoMemory, only counted.
+    let (mut h, _) = craft(worst, HeapFlags::NONE, &[256, 128]);
+    let before = h.stats();
+    assert_eq!(h.alloc(257), Err(HeapError::NoMemory));
+    assert_eq!(h.stats().failures, before.failures + 1);
+    h.check().unwrap();
+}
+
+#[test]
+fn policies_are_named_by_the_table() {
+    assert_eq!(Policy::COUNT, Policy::ALL.len());
+    for (i, p) in Policy::ALL.into_iter().enumerate() {
+        assert_eq!(p.index(), i);
+        assert_eq!(Policy::from_index(i), Some(p));
+        assert_eq!(Policy::from_name(p.name()), Some(p));
+        assert_eq!(Policy::from_name(p.short_name()), Some(p));
+        assert!(p.name().starts_with(p.short_name()));
+        assert_eq!(H::new(p, HeapFlags::NONE).policy(), p);
+    }
+    assert_eq!(Policy::from_index(Policy::COUNT), None);
+    assert_eq!(Policy::from_name("fastest-fit"), None);
+    let names: Vec<&str> = Policy::ALL.iter().map(|p| p.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "first-fit",
+            "next-fit",
+            "best-fit",
+            "segregated-fit",
+            "worst-fit"
+        ]
+    );
+}
+
+#[test]
 fn segregated_fit_takes_from_the_right_class() {
     let seg = Policy::SegregatedFit;
     // Block sizes 80, 528, 144, 272: classes [80, 96), [512, 640),

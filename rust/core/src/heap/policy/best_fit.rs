@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Best fit: the smallest block that is large enough.
 
-use super::{Blocks, BlocksMut, FitPolicy, FreeBlock, HeapError, HeapFlags, Links, ListCheck, OneList};
+use super::{
+    Blocks, BlocksMut, FitPolicy, FreeBlock, HeapError, HeapFlags, Links, ListCheck, OneList,
+};
 
 /// The smallest block that is large enough; ties go to the first in list
 /// order, and an exact fit ends the search early. O(free blocks) per
@@ -34,7 +36,12 @@ impl FitPolicy for BestFit {
     }
 
     #[inline(always)]
-    fn insert(&mut self, h: &mut impl BlocksMut, f: FreeBlock, near: Option<Links>) -> Result<(), HeapError> {
+    fn insert(
+        &mut self,
+        h: &mut impl BlocksMut,
+        f: FreeBlock,
+        near: Option<Links>,
+    ) -> Result<(), HeapError> {
         self.0.insert(h, f, near)
     }
 

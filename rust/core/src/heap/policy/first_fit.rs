@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! First fit: the first block in list order that is large enough.
 
-use super::{Blocks, BlocksMut, FitPolicy, FreeBlock, HeapError, HeapFlags, Links, ListCheck, OneList};
+use super::{
+    Blocks, BlocksMut, FitPolicy, FreeBlock, HeapError, HeapFlags, Links, ListCheck, OneList,
+};
 
 /// The first block in list order (address order by default) that is large
 /// enough. O(free blocks) per allocation.
@@ -22,7 +24,12 @@ impl FitPolicy for FirstFit {
     }
 
     #[inline(always)]
-    fn insert(&mut self, h: &mut impl BlocksMut, f: FreeBlock, near: Option<Links>) -> Result<(), HeapError> {
+    fn insert(
+        &mut self,
+        h: &mut impl BlocksMut,
+        f: FreeBlock,
+        near: Option<Links>,
+    ) -> Result<(), HeapError> {
         self.0.insert(h, f, near)
     }
 

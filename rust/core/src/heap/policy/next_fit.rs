@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Next fit: first fit from where the previous search stopped.
 
-use super::{Blocks, BlocksMut, FitPolicy, FreeBlock, HeapError, HeapFlags, Links, ListCheck, OneList, NIL};
+use super::{
+    Blocks, BlocksMut, FitPolicy, FreeBlock, HeapError, HeapFlags, Links, ListCheck, OneList, NIL,
+};
 
 /// Like first fit, but the search resumes where the previous one stopped
 /// and wraps around (Knuth's roving pointer). O(free blocks) per
@@ -43,7 +45,12 @@ impl FitPolicy for NextFit {
     }
 
     #[inline(always)]
-    fn insert(&mut self, h: &mut impl BlocksMut, f: FreeBlock, near: Option<Links>) -> Result<(), HeapError> {
+    fn insert(
+        &mut self,
+        h: &mut impl BlocksMut,
+        f: FreeBlock,
+        near: Option<Links>,
+    ) -> Result<(), HeapError> {
         self.list.insert(h, f, near)
     }
 

@@ -56,7 +56,11 @@ const fn table(fitting: bool) -> [u8; (TABLED / ALIGN32) as usize] {
     let mut i = 0;
     while i < t.len() {
         let size = i as u32 * ALIGN32;
-        let c = if fitting { fitting_of(size) } else { class_of(size) };
+        let c = if fitting {
+            fitting_of(size)
+        } else {
+            class_of(size)
+        };
         // Below NCLASSES, which is below 256.
         t[i] = c as u8;
         i += 1;
@@ -190,7 +194,12 @@ impl FitPolicy for SegregatedFit {
     }
 
     #[inline(always)]
-    fn insert(&mut self, h: &mut impl BlocksMut, f: FreeBlock, _near: Option<Links>) -> Result<(), HeapError> {
+    fn insert(
+        &mut self,
+        h: &mut impl BlocksMut,
+        f: FreeBlock,
+        _near: Option<Links>,
+    ) -> Result<(), HeapError> {
         let c = class(f.size);
         let Some(head) = self.heads.get_mut(c) else {
             return Err(corrupt(f.region, f.offset));
@@ -243,13 +252,16 @@ impl FitPolicy for SegregatedFit {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::super::{MAX_REGION_BYTES, MIN_BLOCK};
+    use super::*;
 
     #[test]
     fn size_classes_partition_the_block_sizes() {
         let mut prev = class(MIN_BLOCK as u32);
-        for size in (MIN_BLOCK as u32..1 << 20).step_by(16).chain([(1 << 30) - 16]) {
+        for size in (MIN_BLOCK as u32..1 << 20)
+            .step_by(16)
+            .chain([(1 << 30) - 16])
+        {
             let c = class(size);
             assert!(c < NCLASSES);
             assert!(c == prev || c == prev + 1 || size == (1 << 30) - 16);
@@ -260,7 +272,10 @@ mod tests {
             prev = c;
         }
         assert_eq!(class(MAX_REGION_BYTES as u32 - 16), NCLASSES - 1);
-        for n in (MIN_BLOCK as u32..1 << 22).step_by(16).chain([(1 << 30) - 16]) {
+        for n in (MIN_BLOCK as u32..1 << 22)
+            .step_by(16)
+            .chain([(1 << 30) - 16])
+        {
             let c = class(n);
             assert_eq!(c, class_of(n));
             let fits = if class_floor(c) == n { c } else { c + 1 };

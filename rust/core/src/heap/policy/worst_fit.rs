@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Worst fit: the largest free block.
 
-use super::{Blocks, BlocksMut, FitPolicy, FreeBlock, HeapError, HeapFlags, Links, ListCheck, OneList, NIL};
+use super::{
+    Blocks, BlocksMut, FitPolicy, FreeBlock, HeapError, HeapFlags, Links, ListCheck, OneList, NIL,
+};
 
 /// The largest free block, whatever the request; ties go to the first in
 /// list order. The idea (Knuth's exercise, Shore 1975) is that carving
@@ -33,7 +35,12 @@ impl FitPolicy for WorstFit {
     }
 
     #[inline(always)]
-    fn insert(&mut self, h: &mut impl BlocksMut, f: FreeBlock, near: Option<Links>) -> Result<(), HeapError> {
+    fn insert(
+        &mut self,
+        h: &mut impl BlocksMut,
+        f: FreeBlock,
+        near: Option<Links>,
+    ) -> Result<(), HeapError> {
         self.0.insert(h, f, near)
     }
 
