@@ -12,6 +12,10 @@
 //!   the `heap` workload's working set after 4000 of its steps (slabs: on a
 //!   fresh 64-byte slab).
 //!
+//! rkalloc's heaps free by address, as the peers do. `rkalloc_*@8` is the
+//! same heap over the same 2 MiB in 8 regions, as a kernel heap that grew:
+//! free lists then link blocks of different regions.
+//!
 //! `buddy/harness_floor` is a trivial slot stack: its time is the driver's
 //! own cost per step, which every `buddy` row includes.
 //!
@@ -78,7 +82,8 @@ fn hot_pair_after<A: ByteAllocator>(
     g.bench_function(name, |b| b.iter(|| w.hot_pair(&mut a, &mut NoHook)));
 }
 
-/// rkalloc's heaps: every policy, address-ordered (the default) and LIFO.
+/// rkalloc's heaps: every policy, address-ordered (the default) and LIFO,
+/// and segregated fit in 8 regions.
 fn rk_heaps() -> impl Iterator<Item = (String, RkHeap)> {
     [HeapFlags::NONE, HeapFlags::LIFO]
         .into_iter()
@@ -94,6 +99,10 @@ fn rk_heaps() -> impl Iterator<Item = (String, RkHeap)> {
                 RkHeap::new(p, flags),
             )
         })
+        .chain(std::iter::once((
+            format!("rkalloc_{}@8", Policy::SegregatedFit.name()),
+            RkHeap::with_regions(Policy::SegregatedFit, HeapFlags::NONE, 8),
+        )))
 }
 
 fn heap(c: &mut Criterion) {

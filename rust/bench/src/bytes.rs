@@ -10,8 +10,9 @@
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
+use std::rc::Rc;
 
-use rkalloc_core::heap::{Heap, HeapFlags, Policy, Ptr};
+use rkalloc_core::heap::{Heap, HeapFlags, Policy, MAX_REGIONS};
 use rkalloc_core::slab::{self, SlabState};
 use slabmalloc::{AllocablePage, Allocator as _, ObjectPage, ZoneAllocator};
 use talc::base::Talc;
@@ -93,53 +94,125 @@ impl AsMut<[u8]> for Buf {
 // SAFETY: `Buf` owns its memory exclusively, like a `Box<[u8]>`.
 unsafe impl Send for Buf {}
 
+/// `len` bytes at offset `off` of a shared [`Buf`], as one region of an
+/// rkalloc heap.
+///
+/// # Invariants
+///
+/// `[ptr, ptr + len)` lies inside the buffer `_whole` keeps alive, and no
+/// other `Part` of it overlaps this one, so a `Part` is the only way to its
+/// bytes, like a `Box<[u8]>`.
+pub struct Part {
+    ptr: NonNull<u8>,
+    len: usize,
+    _whole: Rc<Buf>,
+}
+
+impl Part {
+    /// Cuts `[BYTE_POOL / n * i, BYTE_POOL / n * (i + 1))` for `i < n` out
+    /// of `whole`.
+    fn cut(whole: &Rc<Buf>, n: usize) -> impl Iterator<Item = Part> + '_ {
+        let len = whole.len() / n;
+        (0..n).map(move |i| Part {
+            // In bounds: (i + 1) * len <= whole.len().
+            ptr: NonNull::new(whole.ptr.as_ptr().wrapping_add(i * len)).expect("non-null part"),
+            len,
+            // INVARIANT: the parts are disjoint slices of `whole`.
+            _whole: whole.clone(),
+        })
+    }
+
+    /// The first byte's address.
+    pub fn start(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+}
+
+impl AsRef<[u8]> for Part {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr` is valid for `len` initialised bytes of the buffer
+        // `_whole` keeps alive, which only this part reaches (type
+        // invariant); `&self` excludes writers for the borrow.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl AsMut<[u8]> for Part {
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_ref`; `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
 fn layout(size: usize) -> Layout {
     // Sizes are below 4096 and ALIGN is a power of two: always valid.
     Layout::from_size_align(size, ALIGN).unwrap_or(Layout::new::<u128>())
 }
 
-/// rkalloc's heap with one 2 MiB region.
+/// rkalloc's heap over [`BYTE_POOL`] bytes in one region (or several),
+/// used by address as the peers are: an allocation's address is its
+/// region's plus the offset (as the kernel glue makes it), and a free goes
+/// by address through the heap's region lookup ([`Heap::free_addr`]).
 pub struct RkHeap {
-    heap: Heap<Buf, 1>,
-    base: usize,
+    heap: Heap<Part>,
+    /// The first byte of each region, by region index.
+    bases: [usize; MAX_REGIONS],
     span: (usize, usize),
 }
 
 impl RkHeap {
-    /// A heap with `policy` and `flags` over [`BYTE_POOL`] bytes.
+    /// A heap with `policy` and `flags` over one region of [`BYTE_POOL`]
+    /// bytes.
     pub fn new(policy: Policy, flags: HeapFlags) -> RkHeap {
-        let buf = Buf::new(BYTE_POOL, 4096);
-        let (base, span) = (buf.start(), buf.span());
+        Self::with_regions(policy, flags, 1)
+    }
+
+    /// A heap with `policy` and `flags` over `n` regions of
+    /// [`BYTE_POOL`] / `n` bytes each (as a kernel heap that grew), so free
+    /// lists link blocks of different regions.
+    pub fn with_regions(policy: Policy, flags: HeapFlags, n: usize) -> RkHeap {
+        assert!((1..=MAX_REGIONS).contains(&n), "1 to {MAX_REGIONS} regions");
+        // One buffer for all, cut into regions, so the span is one range.
+        let whole = Rc::new(Buf::new(BYTE_POOL, 4096));
+        let span = whole.span();
         let mut heap = Heap::new(policy, flags);
-        let r = heap.add_region(buf).expect("a 2 MiB region is valid");
-        assert_eq!(r, 0);
-        RkHeap { heap, base, span }
+        let mut bases = [0; MAX_REGIONS];
+        for (i, part) in Part::cut(&whole, n).enumerate() {
+            bases[i] = part.start();
+            let r = heap
+                .add_region(part)
+                .expect("a region of the pool is valid");
+            assert_eq!(r as usize, i);
+        }
+        RkHeap { heap, bases, span }
     }
 
     /// The heap, for its own consistency check.
-    pub fn heap(&self) -> &Heap<Buf, 1> {
+    pub fn heap(&self) -> &Heap<Part> {
         &self.heap
     }
 }
 
 impl ByteAllocator for RkHeap {
-    type Handle = Ptr;
+    type Handle = NonNull<u8>;
 
     #[inline]
-    fn alloc(&mut self, size: usize) -> Option<Ptr> {
-        self.heap.alloc(size).ok()
+    fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
+        let p = self.heap.alloc(size).ok()?;
+        let base = *self.bases.get(p.region as usize)?;
+        NonNull::new((base + p.offset as usize) as *mut u8)
     }
 
     #[inline]
-    fn free(&mut self, h: Ptr, _size: usize) {
-        if let Err(e) = self.heap.free(h) {
+    fn free(&mut self, h: NonNull<u8>, _size: usize) {
+        if let Err(e) = self.heap.free_addr(h.as_ptr()) {
             panic!("rkalloc heap refused free({h:?}): {e:?}");
         }
     }
 
     #[inline]
-    fn addr(&self, h: Ptr) -> *mut u8 {
-        (self.base + h.offset as usize) as *mut u8
+    fn addr(&self, h: NonNull<u8>) -> *mut u8 {
+        h.as_ptr()
     }
 
     fn span(&self) -> (usize, usize) {

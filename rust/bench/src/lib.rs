@@ -55,31 +55,9 @@ pub const HOT_SIZE: usize = 64;
 /// Steps in a trace; the drivers cycle through it.
 pub const TRACE_STEPS: usize = 1 << 16;
 
-/// xorshift64*: small, fast and deterministic.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a non-zero seed.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number uniform in `0..n` (Lemire's multiply-shift, bias < 2^-32).
-    pub fn below(&mut self, n: u32) -> u32 {
-        (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
-    }
-}
+/// The generator of every trace: the core's SplitMix64, so a seed names
+/// the same trace everywhere.
+pub use rkalloc_core::rng::Rng;
 
 /// The page workload: the orders of the initial working set, then one
 /// (victim slot, new order) pair per step.
@@ -95,12 +73,25 @@ impl PageTrace {
     /// The trace for `live` live blocks, from `seed`.
     pub fn new(live: usize, seed: u64) -> PageTrace {
         let mut rng = Rng::new(seed);
-        let initial = (0..live).map(|_| rng.below(PAGE_MAX_ORDER + 1)).collect();
+        let initial = (0..live)
+            .map(|_| below(&mut rng, PAGE_MAX_ORDER + 1))
+            .collect();
         let steps = (0..TRACE_STEPS)
-            .map(|_| (rng.below(live as u32), rng.below(PAGE_MAX_ORDER + 1)))
+            .map(|_| {
+                (
+                    below(&mut rng, live as u32),
+                    below(&mut rng, PAGE_MAX_ORDER + 1),
+                )
+            })
             .collect();
         PageTrace { initial, steps }
     }
+}
+
+/// A number uniform in `0..n`.
+fn below(rng: &mut Rng, n: u32) -> u32 {
+    // Below n, so within u32.
+    rng.below(u64::from(n)) as u32
 }
 
 /// A request size of the byte workload: an octave `[16 << k, 32 << k)`
@@ -108,9 +99,9 @@ impl PageTrace {
 /// log-uniform over 16..4096 (median about 256, mean about 750) and most
 /// requests are small.
 pub fn byte_size(rng: &mut Rng) -> usize {
-    let k = rng.below(8);
+    let k = below(rng, 8);
     let lo = BYTE_MIN << k;
-    (lo + rng.below(lo as u32) as usize).min(BYTE_MAX - 1)
+    (lo + below(rng, lo as u32) as usize).min(BYTE_MAX - 1)
 }
 
 /// The byte workload: sizes of the initial working set, then one (victim
@@ -129,7 +120,7 @@ impl ByteTrace {
         let mut rng = Rng::new(seed);
         let initial = (0..live).map(|_| byte_size(&mut rng)).collect();
         let steps = (0..TRACE_STEPS)
-            .map(|_| (rng.below(live as u32), byte_size(&mut rng)))
+            .map(|_| (below(&mut rng, live as u32), byte_size(&mut rng)))
             .collect();
         ByteTrace { initial, steps }
     }
@@ -145,7 +136,7 @@ pub trait PageAllocator {
 
 /// A byte heap handing out [`ALIGN`]-aligned blocks.
 pub trait ByteAllocator {
-    /// What names a live block (a pointer, or rkalloc's region and offset).
+    /// What names a live block: its address, or the slab's offset.
     type Handle: Copy;
     /// Allocates `size` bytes; `None` when out of memory.
     fn alloc(&mut self, size: usize) -> Option<Self::Handle>;

@@ -88,6 +88,23 @@ fn byte_workload_rkalloc_heap_every_policy() {
     }
 }
 
+/// The same memory in 8 regions: lists link blocks of different regions.
+#[test]
+fn byte_workload_rkalloc_heap_in_regions() {
+    for policy in Policy::ALL {
+        let mut a = RkHeap::with_regions(policy, HeapFlags::NONE, 8);
+        churn_bytes(&mut a);
+        a.heap().check().expect("heap invariants hold");
+        let s = a.heap().stats();
+        assert_eq!(
+            (s.regions, s.live_allocs, s.free_blocks),
+            (8, 0, 8),
+            "{}",
+            policy.name()
+        );
+    }
+}
+
 #[test]
 fn byte_workload_talc() {
     churn_bytes(&mut TalcHeap::new());

@@ -24,12 +24,8 @@
 
 use core::fmt;
 
-/// Largest block order, as x86's `MAX_PAGE_ORDER`; one chunk is a block of
-/// this order (4 MiB with 4 KiB pages).
-pub const MAX_ORDER: u32 = 10;
-
-/// Number of block orders, `0..=MAX_ORDER` (the kernel's `NR_PAGE_ORDERS`).
-pub const NR_ORDERS: usize = 11;
+/// The block orders, defined with the page geometry in [`super::page`].
+pub use super::page::{MAX_ORDER, NR_ORDERS};
 
 /// Pages in one chunk.
 pub const CHUNK_PAGES: u32 = 1 << MAX_ORDER;
@@ -44,8 +40,6 @@ const NIL: u32 = u32::MAX;
 
 // The last pfn of the largest pool stays clear of NIL.
 const _: () = assert!(((MAX_CHUNKS_LIMIT - 1) << MAX_ORDER) + (CHUNK_PAGES - 1) < NIL);
-// The order tables are indexed by order, so the two constants must agree.
-const _: () = assert!(NR_ORDERS == MAX_ORDER as usize + 1);
 // The per-order bitmap of non-empty lists is a `u16`.
 const _: () = assert!(NR_ORDERS <= 16);
 // The metadata array costs this much per 4 KiB page; keep it small.

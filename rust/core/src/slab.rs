@@ -26,6 +26,8 @@
 
 use core::ops::{BitOr, Range};
 
+use super::rng::Rng;
+
 /// Page size the slab order is expressed in (the kernel's `PAGE_SIZE` on
 /// every architecture the module targets).
 pub const PAGE_SIZE: usize = 4096;
@@ -509,15 +511,6 @@ fn check_poison(mem: &[u8], r: Range<usize>) -> Result<(), usize> {
     Ok(())
 }
 
-/// splitmix64: a tiny, well-mixed generator for the free list shuffle.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// Per-slab bookkeeping, kept by the glue in its slab descriptor.
 ///
 /// INVARIANT: `inuse + free + leaked == objects_per_slab`, and `head` is
@@ -606,12 +599,11 @@ impl SlabState {
         for i in 0..n {
             write_u32(mem, perm(i), i);
         }
-        // Fisher-Yates, with Lemire's multiply-shift instead of a biased
-        // and slow modulo.
-        let mut rng = seed;
+        // Fisher-Yates.
+        let mut rng = Rng::new(seed);
         for i in (1..n).rev() {
-            let r = splitmix64(&mut rng) as u32;
-            let j = ((u64::from(r) * u64::from(i + 1)) >> 32) as u32;
+            // Below i + 1 <= n, a u32.
+            let j = rng.below(u64::from(i) + 1) as u32;
             let (a, b) = (read_u32(mem, perm(i)), read_u32(mem, perm(j)));
             if let (Some(a), Some(b)) = (a, b) {
                 write_u32(mem, perm(i), b);
@@ -1464,12 +1456,12 @@ mod tests {
 
     #[test]
     fn random_scribbles_never_panic_and_keep_counts() {
-        let mut rng = 42u64;
+        let mut rng = Rng::new(42);
         for flags in all_flags() {
             let (l, mut mem, mut st) = setup(24, flags);
             let mut live = Vec::new();
             for _ in 0..5000 {
-                let r = splitmix64(&mut rng);
+                let r = rng.next_u64();
                 match r % 4 {
                     0 => {
                         let at = (r >> 8) as usize % mem.len();

@@ -3,7 +3,9 @@
 //! allocations and frees over one to three regions keep every invariant.
 
 use proptest::prelude::*;
-use rkalloc_core::heap::{BlockInfo, Heap, HeapError, HeapFlags, Policy, Ptr, ALIGN, MAX_ALLOC};
+use rkalloc_core::heap::{
+    BlockInfo, Heap, HeapError, HeapFlags, Policy, Ptr, ALIGN, MAX_REGION_ALLOC,
+};
 
 type H = Heap<Vec<u8>, 4>;
 
@@ -200,6 +202,11 @@ proptest! {
         run(Policy::SegregatedFit, flags, lens, ops)?;
     }
 
+    #[test]
+    fn worst_fit(flags in flags(), lens in regions(), ops in ops()) {
+        run(Policy::WorstFit, flags, lens, ops)?;
+    }
+
     /// Whatever the region bytes are overwritten with, the heap never
     /// panics or hangs; it reports corruption once and is poisoned after.
     #[test]
@@ -263,6 +270,6 @@ proptest! {
 #[test]
 fn sizes_beyond_any_region_are_invalid_not_no_memory() {
     let mut h = H::new(Policy::FirstFit, HeapFlags::NONE);
-    assert_eq!(h.alloc(MAX_ALLOC + 1), Err(HeapError::Invalid));
-    assert_eq!(h.alloc(MAX_ALLOC), Err(HeapError::NoMemory));
+    assert_eq!(h.alloc(MAX_REGION_ALLOC + 1), Err(HeapError::Invalid));
+    assert_eq!(h.alloc(MAX_REGION_ALLOC), Err(HeapError::NoMemory));
 }

@@ -21,7 +21,7 @@
 use super::api::{Allocator, Class, Descriptor, Env};
 use crate::{
     mm::pool::PAGE_SIZE,
-    rkcore::pattern,
+    rkcore::{pattern, rng::Rng},
     sys,
 };
 use core::ptr::NonNull;
@@ -85,18 +85,14 @@ struct Run<'a> {
     d: &'a Descriptor,
     a: &'a dyn Allocator,
     live: KVec<Live>,
-    rng: u64,
+    rng: Rng,
     next_pattern: u32,
     r: Report,
 }
 
 impl Run<'_> {
     fn rand(&mut self) -> u64 {
-        // xorshift64*: cheap and repeatable.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.rng.next_u64()
     }
 
     /// A size in `lo..=hi`: an eighth of the time a boundary (the ends of
@@ -232,7 +228,7 @@ pub(crate) fn run(env: Env<'_>, d: &Descriptor, p: &Params) -> Result<Report> {
         d,
         a: &*a,
         live: KVec::with_capacity(p.max_live, GFP_KERNEL)?,
-        rng: p.seed | 1,
+        rng: Rng::new(p.seed),
         next_pattern: p.seed as u32,
         r: Report::default(),
     };

@@ -14,11 +14,9 @@ use kernel::{prelude::*, str::CString, sync::Arc};
 
 /// Registers one heap allocator per fit policy.
 pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
-    for (i, p) in Policy::ALL.iter().enumerate() {
-        let name = p.name();
-        let short = name.strip_suffix("-fit").unwrap_or(name);
+    for p in Policy::ALL {
         add(Descriptor {
-            name: CString::try_from_fmt(fmt!("heap_{}", short))?,
+            name: CString::try_from_fmt(fmt!("heap_{}", p.short_name()))?,
             class: Class::Heap,
             kernel: false,
             peer: Some(c"kmalloc"),
@@ -27,13 +25,13 @@ pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
             frees_all: false,
             own_frag: true,
             checked: true,
-            policy: Some((i as u32, CString::try_from_fmt(fmt!("{}", name))?)),
+            policy: Some((p.index() as u32, CString::try_from_fmt(fmt!("{}", p.name()))?)),
             granted: granted_exact,
             make: |env, d, _| {
-                let policy = d.policy.as_ref().and_then(|(i, _)| Policy::ALL.get(*i as usize)).ok_or(EINVAL)?;
+                let policy = d.policy.as_ref().and_then(|(i, _)| Policy::from_index(*i as usize)).ok_or(EINVAL)?;
                 // A private heap, growing without a budget (up to its 32
                 // regions), listed nowhere.
-                let heap = HeapObj::new(env.pool, 0, *policy, HeapFlags::NONE, 0, u64::MAX)?;
+                let heap = HeapObj::new(env.pool, 0, policy, HeapFlags::NONE, 0, u64::MAX)?;
                 Ok(KBox::new(RkHeap(heap), GFP_KERNEL)?)
             },
         })?;
@@ -43,17 +41,17 @@ pub(super) fn register(add: &mut dyn FnMut(Descriptor) -> Result) -> Result {
 
 /// Number of fit policies (what `RKALLOC_IOC_HEAP_CREATE` takes).
 pub(crate) fn nr_policies() -> u32 {
-    Policy::ALL.len() as u32
+    Policy::COUNT as u32
 }
 
 /// The policy with index `i`.
 pub(crate) fn policy(i: u32) -> Option<Policy> {
-    Policy::ALL.get(i as usize).copied()
+    Policy::from_index(i as usize)
 }
 
 /// The index of `p` in the table.
 pub(crate) fn policy_index(p: Policy) -> u32 {
-    Policy::ALL.iter().position(|q| *q == p).unwrap_or(0) as u32
+    p.index() as u32
 }
 
 /// A heap as the benchmark and the replay see it: addresses in, addresses

@@ -197,7 +197,14 @@ impl Fd<'_> {
         let mut st = self.state.lock();
         self.charge(&st, bytes)?;
         st.items.reserve()?;
-        let handle = st.items.insert(make()?)?;
+        let handle = match st.items.insert(make()?) {
+            Ok(h) => h,
+            // Cannot happen after `reserve`; give it back rather than lose it.
+            Err(item) => {
+                release(self.shared, item);
+                return Err(ENOMEM);
+            }
+        };
         set(a, handle);
         if let Err(e) = reply.send(a) {
             if let Ok(item) = st.items.remove_with(handle, |_| Ok(())) {
@@ -376,9 +383,9 @@ impl Fd<'_> {
         catalog.add_heap(&h)?;
         let handle = match st.items.insert(Owned::Heap(h.clone())) {
             Ok(handle) => handle,
-            Err(e) => {
+            Err(_) => {
                 catalog.remove_heap(&h);
-                return Err(e);
+                return Err(ENOMEM);
             }
         };
         a.handle = handle;
@@ -403,10 +410,10 @@ impl Fd<'_> {
         let (ptr, grown) = heap.alloc(size, budget)?;
         let handle = match st.items.insert(Owned::HeapBlock(HeapBlock { heap: heap.clone(), ptr })) {
             Ok(handle) => handle,
-            Err(e) => {
+            Err(_) => {
                 let released = heap.free(ptr).unwrap_or(0);
                 st.bytes = st.bytes + grown - released;
-                return Err(e);
+                return Err(ENOMEM);
             }
         };
         a.handle = handle;
@@ -497,11 +504,11 @@ impl Fd<'_> {
         // Cannot fail after `reserve`.
         let handle = match st.items.insert(Owned::Arena(ArenaAlloc { arena: arena.clone(), ptr, len: size })) {
             Ok(h) => h,
-            Err(e) => {
+            Err(_) => {
                 let back = arena.undo(undo);
                 st.bytes = st.bytes + grown - back;
                 unmake(&mut st);
-                return Err(e);
+                return Err(ENOMEM);
             }
         };
         a.handle = handle;
@@ -649,9 +656,13 @@ impl Fd<'_> {
         cache.alloc_bulk(&mut objs)?;
         for p in objs.iter() {
             let Some(ptr) = core::ptr::NonNull::new(*p) else { continue };
-            // Cannot fail: room was reserved above.
-            if let Ok(h) = st.items.insert(Owned::Object(Object { cache: cache.clone(), ptr })) {
-                let _ = handles.push_within_capacity(h);
+            // Cannot fail: room was reserved above. Were it to, the object
+            // goes back and the batch fails below.
+            match st.items.insert(Owned::Object(Object { cache: cache.clone(), ptr })) {
+                Ok(h) => {
+                    let _ = handles.push_within_capacity(h);
+                }
+                Err(item) => release(self.shared, item),
             }
         }
         let mut w = UserSlice::new(UserPtr::from_addr(a.handles as usize), n * 8).writer();
@@ -822,14 +833,14 @@ impl Fd<'_> {
         if a.reserved != 0 || a.count == 0 || a.max_id == 0 {
             return Err(EINVAL);
         }
-        if a.count as usize > replay::MAX_OPS {
+        if a.count > uapi::RKALLOC_MAX_REPLAY_OPS {
             return Err(E2BIG);
         }
         // At most 2^20 ops of 16 bytes: no overflow.
-        let len = a.count as usize * replay::OP_BYTES;
+        let len = a.count as usize * core::mem::size_of::<uapi::rkalloc_trace_op>();
         let mut raw = KVVec::new();
         UserSlice::new(UserPtr::from_addr(a.ops as usize), len).read_all(&mut raw, GFP_KERNEL)?;
-        let o = replay::run(self.shared, a.allocator, &raw, a.max_id as usize)?;
+        let o = replay::run(self.shared, a.allocator, &raw, a.max_id as usize, &uapi::TRACE_FORMAT)?;
         a.total_ns = o.total_ns;
         a.peak_live_bytes = o.peak_live;
         a.peak_footprint_bytes = o.footprint;

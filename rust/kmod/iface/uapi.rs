@@ -166,13 +166,17 @@ pub(crate) const ALL_CMDS: [u32; 24] = [
     IOC_CONFORM,
 ];
 
-// The header's limits and codes are the measurements' own.
+/// The header's trace format, for the core's trace checks.
+pub(crate) const TRACE_FORMAT: crate::rkcore::replay::Format = crate::rkcore::replay::Format {
+    alloc: RKALLOC_TRACE_ALLOC,
+    free: RKALLOC_TRACE_FREE,
+    max_ops: RKALLOC_MAX_REPLAY_OPS as usize,
+    max_size: RKALLOC_MAX_REPLAY_SIZE as u64,
+};
+
+// The header's limits and layouts are the measurements' and the core's.
 const _: () = assert!(
-    RKALLOC_MAX_REPLAY_OPS as usize == crate::measure::replay::MAX_OPS
-        && RKALLOC_MAX_REPLAY_SIZE as usize == crate::measure::replay::MAX_SIZE
-        && core::mem::size_of::<rkalloc_trace_op>() == crate::measure::replay::OP_BYTES
-        && RKALLOC_TRACE_ALLOC == crate::measure::replay::OP_ALLOC
-        && RKALLOC_TRACE_FREE == crate::measure::replay::OP_FREE
+    core::mem::size_of::<rkalloc_trace_op>() == crate::rkcore::replay::OP_BYTES
         && RKALLOC_MAX_SAMPLES == crate::measure::bench::MAX_SAMPLES
         && RKALLOC_MAX_BATCH as usize == crate::measure::bench::MAX_BATCH
 );

@@ -15,7 +15,7 @@
 
 use crate::{
     alloc::{Allocator, Descriptor},
-    rkcore::sort::sort_u64,
+    rkcore::{rng::Rng, sort::sort_u64},
     state::Shared,
     sys,
 };
@@ -84,20 +84,6 @@ pub(crate) struct Outcome {
     pub(crate) free_p50_ps: u64,
     pub(crate) free_p99_ps: u64,
     pub(crate) lat_overhead_ps: u64,
-}
-
-/// A small xorshift generator: the benchmark needs cheap, repeatable
-/// randomness, not quality.
-struct Rng(u64);
-
-impl Rng {
-    #[inline]
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 /// How single operations are timed: not at all in the timed samples, one
@@ -194,7 +180,7 @@ pub(crate) fn run(shared: &Shared, q: &Request, out: &mut Outcome) -> Result {
         size,
         slots,
         order,
-        rng: Rng(0x2545_f491_4f6c_dd1d),
+        rng: Rng::new(0x2545_f491_4f6c_dd1d),
         failures: 0,
     };
     out.cpu = sys::CpuGuard::new().cpu();
@@ -347,7 +333,7 @@ impl State<'_> {
                         // Fisher-Yates over the whole order; slots past n
                         // are empty and skipped.
                         for i in (1..self.order.len()).rev() {
-                            let j = self.rng.below(i + 1);
+                            let j = self.rng.index(i + 1);
                             self.order.swap(i, j);
                         }
                         for k in 0..self.order.len() {
@@ -377,7 +363,7 @@ impl State<'_> {
                 while done < ops {
                     let n = SIGNAL_EVERY.min(ops - done);
                     for _ in 0..n {
-                        let i = self.rng.below(self.slots.len());
+                        let i = self.rng.index(self.slots.len());
                         self.free_slot(i, t);
                         self.alloc_into(i, t);
                     }

@@ -4,6 +4,7 @@
 //! the other).
 
 use super::pool::{tag, Block, Pool, PAGE_SIZE};
+pub(crate) use crate::rkcore::page::order_for;
 use crate::rkcore::buddy::MAX_ORDER;
 use core::ptr::NonNull;
 use kernel::{prelude::*, sync::Arc};
@@ -93,20 +94,6 @@ impl Drop for PoolRegion {
             );
         }
     }
-}
-
-/// The smallest order whose block holds at least `bytes` bytes, if any
-/// (`None` for 0 bytes, which is not a request). A handful of
-/// instructions: the benchmark's harness calls it on every operation.
-#[inline(always)]
-pub(crate) fn order_for(bytes: usize) -> Option<u32> {
-    if bytes == 0 {
-        return None;
-    }
-    // Bits needed for `bytes - 1`, less the page shift.
-    let bits = usize::BITS - (bytes - 1).leading_zeros();
-    let order = bits.saturating_sub(PAGE_SIZE.trailing_zeros());
-    (order <= MAX_ORDER).then_some(order)
 }
 
 /// The order of the region to grow by, for a request that needs a region of

@@ -112,7 +112,7 @@ impl HeapInner {
                 pr_err!(
                     "heap {}: check failed: {} (region {}, offset {})\n",
                     id,
-                    what,
+                    what.as_str(),
                     region,
                     offset
                 );
@@ -141,18 +141,11 @@ impl HeapInner {
         NonNull::new(region.base().as_ptr().wrapping_add(ptr.offset as usize))
     }
 
-    /// Where in the heap the address `addr` is, if in one of its regions.
+    /// Where in the heap the address `addr` is, if in one of its regions
+    /// (the core's lookup, O(log regions)).
+    #[inline(always)]
     fn ptr_of(&self, addr: NonNull<u8>) -> Option<Ptr> {
-        let a = addr.as_ptr() as usize;
-        self.regions().find_map(|r| {
-            let m = self.heap.region(r)?;
-            let base = m.base().as_ptr() as usize;
-            let offset = a.checked_sub(base).filter(|&o| o < m.bytes())?;
-            Some(Ptr {
-                region: r,
-                offset: offset as u32,
-            })
-        })
+        self.heap.ptr_of(addr.as_ptr())
     }
 
     /// Gives region `r` back to the pool if it is wholly free; returns the

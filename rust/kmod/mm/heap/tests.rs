@@ -14,22 +14,7 @@ mod suite {
         Pool::new(PoolConfig::private(1, 4))
     }
 
-    /// xorshift64*: a deterministic mix of sizes and orders.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        /// A value in `0..n`, `n > 0`.
-        fn below(&mut self, n: u64) -> u64 {
-            self.next().checked_rem(n).unwrap_or(0)
-        }
-    }
+    use crate::rkcore::rng::Rng;
 
     /// The byte pattern `pat` at offset `i`.
     fn pat_byte(pat: u64, i: usize) -> u8 {
@@ -95,7 +80,7 @@ mod suite {
     #[test]
     fn random_ops_every_policy() -> Result {
         let pool = test_pool()?;
-        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let mut rng = Rng::new(0x5eed_1234_abcd_0001);
         for policy in Policy::ALL {
             for flags in [HeapFlags::NONE, HeapFlags::DEBUG] {
                 let h = HeapObj::new(&pool, 1, policy, flags, 0, u64::MAX)?;
@@ -105,7 +90,7 @@ mod suite {
                         let size = mixed_size(&mut rng);
                         let (p, _) = h.alloc(size, u64::MAX)?;
                         assert_eq!(p.offset % 16, 0);
-                        let pat = rng.next();
+                        let pat = rng.next_u64();
                         assert_eq!(
                             h.with_payload(p, |m| {
                                 fill(m, pat);
@@ -382,7 +367,7 @@ mod suite {
         for policy in Policy::ALL {
             let h = HeapObj::new(&pool, 1, policy, HeapFlags::NONE, 0, u64::MAX)?;
             let mut ptrs = KVec::new();
-            let mut rng = Rng(99);
+            let mut rng = Rng::new(99);
             for _ in 0..100 {
                 ptrs.push(h.alloc(mixed_size(&mut rng), u64::MAX)?.0, GFP_KERNEL)?;
             }

@@ -49,9 +49,7 @@ use kernel::{
 };
 use pcp::{bump, Pcp, PCP_BATCH, PCP_HIGH, PCP_ORDERS};
 
-/// Bytes per pool page.
-pub(crate) const PAGE_SIZE: usize = 4096;
-const PAGE_SHIFT: u32 = 12;
+pub(crate) use crate::rkcore::page::{PAGE_SHIFT, PAGE_SIZE};
 
 /// Who took a block from the pool, as `rkctl map` shows it (the owner
 /// class of `/sys/kernel/debug/rkalloc/map`, see `iface::map`).

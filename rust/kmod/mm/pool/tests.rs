@@ -282,7 +282,7 @@ mod suite {
         struct Load {
             p: Arc<Pool>,
             live: KVec<Block>,
-            rng: u64,
+            rng: crate::rkcore::rng::Rng,
         }
         impl Drop for Load {
             fn drop(&mut self) {
@@ -291,13 +291,10 @@ mod suite {
                 }
             }
         }
-        let mut load = Load { p: p.clone(), live: KVec::with_capacity(64, GFP_KERNEL)?, rng: 0x9e37_79b9_7f4a_7c15 };
+        let mut load = Load { p: p.clone(), live: KVec::with_capacity(64, GFP_KERNEL)?, rng: crate::rkcore::rng::Rng::new(0x9e37_79b9_7f4a_7c15) };
         let worker = sys::cpu::Worker::spawn_on(cpu, move || {
             for _ in 0..64 {
-                load.rng ^= load.rng << 13;
-                load.rng ^= load.rng >> 7;
-                load.rng ^= load.rng << 17;
-                let r = load.rng;
+                let r = load.rng.next_u64();
                 if load.live.len() < 64 && (r & 1 == 0 || load.live.is_empty()) {
                     // Orders 0-5: per-CPU lists and the buddy both.
                     if let Ok(b) = load.p.alloc((r >> 8) as u32 % 6) {

@@ -13,13 +13,7 @@ mod suite {
         Pool::new(PoolConfig::private(1, max_chunks))
     }
 
-    /// xorshift64*: a small deterministic generator for shuffles.
-    fn next(s: &mut u64) -> u64 {
-        *s ^= *s >> 12;
-        *s ^= *s << 25;
-        *s ^= *s >> 27;
-        s.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
+    use crate::rkcore::rng::Rng;
 
     fn pattern(k: usize, j: usize) -> u8 {
         ((k.wrapping_mul(0x9e37_79b9) >> 7) as u8) ^ (j as u8).wrapping_mul(31) ^ (k as u8)
@@ -65,9 +59,9 @@ mod suite {
                 objs.push((o, k), GFP_KERNEL)?;
             }
             assert!(c.stats().nr_slabs >= 5);
-            let mut rng = 0x1234_5678_9abc_def1u64 ^ size as u64;
+            let mut rng = Rng::new(0x1234_5678_9abc_def1u64 ^ size as u64);
             while !objs.is_empty() {
-                let i = (next(&mut rng) % objs.len() as u64) as usize;
+                let i = (rng.next_u64() % objs.len() as u64) as usize;
                 let (o, k) = objs[i];
                 assert!(pattern_ok(o, size, k));
                 let _ = objs.remove(i);

@@ -11,23 +11,14 @@
 //! fragmentation figures at the peak and the final frees are not timed.
 //! A fatal signal stops the replay (EINTR) after what it holds is freed.
 
-use crate::{alloc::Allocator, state::Shared, sys};
+use crate::{
+    alloc::Allocator,
+    rkcore::replay::{self, Format, PlanError},
+    state::Shared,
+    sys,
+};
 use core::ptr::NonNull;
 use kernel::prelude::*;
-
-/// Bytes of one op in the array (`struct rkalloc_trace_op`: u32 op, u32 id,
-/// u64 size, native endian).
-pub(crate) const OP_BYTES: usize = 16;
-/// An op that allocates (`RKALLOC_TRACE_ALLOC`).
-pub(crate) const OP_ALLOC: u32 = 0;
-/// An op that frees (`RKALLOC_TRACE_FREE`).
-pub(crate) const OP_FREE: u32 = 1;
-
-/// Most ops (and most ids) of a trace.
-pub(crate) const MAX_OPS: usize = 1 << 20;
-
-/// Largest allocation of a trace.
-pub(crate) const MAX_SIZE: usize = 64 << 20;
 
 /// Ops timed between two reschedule points: long enough that the clock
 /// reads are negligible, short enough not to hog the CPU.
@@ -37,112 +28,15 @@ const CHUNK: usize = 4096;
 /// 64 MiB each) reaches a reschedule point and a signal check often.
 const CHUNK_BYTES: usize = 64 << 20;
 
-/// One checked op.
-#[derive(Clone, Copy)]
-struct Op {
-    /// The allocation's name.
-    id: u32,
-    /// Bytes to allocate; 0 for a free.
-    size: usize,
-}
+/// A checked trace (the core's checks), in kernel memory.
+type Plan = replay::Plan<KVVec<replay::Op>>;
 
-/// A checked trace.
-///
-/// # Invariants
-///
-/// Every op's id is below `max_id`. Replayed in order from nothing live,
-/// every allocation (size 1..=[`MAX_SIZE`]) names an id that is not live
-/// and every free names one that is. `peak_at < ops.len()`.
-struct Plan {
-    ops: KVVec<Op>,
-    max_id: usize,
-    /// Largest allocation.
-    max_size: usize,
-    /// Smallest allocation.
-    min_size: usize,
-    /// Most requested bytes live at once.
-    peak_live: u64,
-    /// The op after which the live bytes first reach `peak_live`.
-    peak_at: usize,
-}
-
-/// Reads the native-endian `u32` at `at` of `c`.
-fn u32_at(c: &[u8], at: usize) -> Result<u32> {
-    let b = c.get(at..at + 4).ok_or(EINVAL)?;
-    Ok(u32::from_ne_bytes(b.try_into().map_err(|_| EINVAL)?))
-}
-
-/// Reads the native-endian `u64` at `at` of `c`.
-fn u64_at(c: &[u8], at: usize) -> Result<u64> {
-    let b = c.get(at..at + 8).ok_or(EINVAL)?;
-    Ok(u64::from_ne_bytes(b.try_into().map_err(|_| EINVAL)?))
-}
-
-impl Plan {
-    /// Decodes and checks `raw`, an array of `struct rkalloc_trace_op`, for
-    /// ids below `max_id` and a peak of live bytes within `cap`. The errnos
-    /// are the header's.
-    fn new(raw: &[u8], max_id: usize, cap: u64) -> Result<Plan> {
-        if raw.is_empty() || raw.len() % OP_BYTES != 0 {
-            return Err(EINVAL);
-        }
-        let count = raw.len() / OP_BYTES;
-        if count > MAX_OPS {
-            return Err(E2BIG);
-        }
-        if max_id == 0 || max_id > MAX_OPS {
-            return Err(EINVAL);
-        }
-        // Requested bytes of each live id; 0 when not live (sizes are >= 1).
-        let mut live = KVVec::from_elem(0usize, max_id, GFP_KERNEL)?;
-        let mut ops = KVVec::with_capacity(count, GFP_KERNEL)?;
-        // At most MAX_OPS * MAX_SIZE = 2^46 bytes: the sums cannot overflow.
-        let (mut cur, mut peak, mut peak_at, mut max_size, mut min_size) = (0u64, 0u64, 0usize, 0usize, usize::MAX);
-        for (i, c) in raw.chunks_exact(OP_BYTES).enumerate() {
-            let (op, id, size) = (u32_at(c, 0)?, u32_at(c, 4)?, u64_at(c, 8)?);
-            let slot = live.get_mut(id as usize).ok_or(EINVAL)?;
-            let size = match op {
-                OP_ALLOC => {
-                    if *slot != 0 || size == 0 || size > MAX_SIZE as u64 {
-                        return Err(EINVAL);
-                    }
-                    // At most MAX_SIZE, checked just above.
-                    let size = size as usize;
-                    *slot = size;
-                    cur += size as u64;
-                    if cur > peak {
-                        peak = cur;
-                        peak_at = i;
-                    }
-                    max_size = max_size.max(size);
-                    min_size = min_size.min(size);
-                    size
-                }
-                OP_FREE => {
-                    if *slot == 0 || size != 0 {
-                        return Err(EINVAL);
-                    }
-                    cur -= *slot as u64;
-                    *slot = 0;
-                    0
-                }
-                _ => return Err(EINVAL),
-            };
-            ops.push(Op { id, size }, GFP_KERNEL)?;
-        }
-        if peak > cap {
-            return Err(ENOMEM);
-        }
-        // INVARIANT: every op passed the checks above, in order; `peak_at`
-        // is the index of one of them.
-        Ok(Plan {
-            ops,
-            max_id,
-            max_size,
-            min_size,
-            peak_live: peak,
-            peak_at,
-        })
+/// The errno of a refused trace: the header's.
+fn errno(e: PlanError) -> Error {
+    match e {
+        PlanError::Torn | PlanError::BadMaxId | PlanError::BadOp { .. } => EINVAL,
+        PlanError::TooLong => E2BIG,
+        PlanError::OverCap | PlanError::NoMemory => ENOMEM,
     }
 }
 
@@ -177,9 +71,9 @@ fn execute(
     granted: impl Fn(usize) -> usize,
 ) -> Result<Outcome> {
     let mut slots: KVVec<Option<(NonNull<u8>, usize)>> =
-        KVVec::from_elem(None, plan.max_id, GFP_KERNEL)?;
+        KVVec::from_elem(None, plan.max_id(), GFP_KERNEL)?;
     let mut out = Outcome::default();
-    let n = plan.ops.len();
+    let n = plan.ops().len();
     let mut i = 0;
     while i < n {
         // Chunks of CHUNK ops, fewer when ops are large (a fatal signal is
@@ -187,19 +81,19 @@ fn execute(
         let mut end = i;
         let mut bytes = 0usize;
         while end < n && end - i < CHUNK && bytes < CHUNK_BYTES {
-            bytes = bytes.saturating_add(plan.ops.get(end).map_or(0, |o| o.size));
+            bytes = bytes.saturating_add(plan.ops().get(end).map_or(0, |o| o.size));
             end += 1;
         }
         // Stop right after the peak, so that its sample is not timed.
-        if (i..end).contains(&plan.peak_at) {
-            end = plan.peak_at + 1;
+        if (i..end).contains(&plan.peak_at()) {
+            end = plan.peak_at() + 1;
         }
         if let Err(e) = sys::interrupted() {
             release(alloc, &mut slots);
             return Err(e);
         }
         let t0 = sys::ktime_ns();
-        for op in plan.ops.get(i..end).unwrap_or(&[]) {
+        for op in plan.ops().get(i..end).unwrap_or(&[]) {
             // The plan's invariant: every id is below `max_id`.
             let Some(slot) = slots.get_mut(op.id as usize) else {
                 continue;
@@ -217,7 +111,7 @@ fn execute(
             }
         }
         out.total_ns += sys::ktime_ns().saturating_sub(t0);
-        if end == plan.peak_at + 1 {
+        if end == plan.peak_at() + 1 {
             sample(alloc, &slots, own_frag, &granted, &mut out);
         }
         i = end;
@@ -271,25 +165,25 @@ fn sample(
 /// Checks the trace `raw` (an array of ops, ids below `max_id`), makes
 /// allocator `allocator` and runs the trace on it. The errnos are the
 /// header's `RKALLOC_IOC_REPLAY` ones.
-pub(crate) fn run(shared: &Shared, allocator: u32, raw: &[u8], max_id: usize) -> Result<Outcome> {
-    let plan = Plan::new(raw, max_id, shared.fd_cap_bytes)?;
+pub(crate) fn run(shared: &Shared, allocator: u32, raw: &[u8], max_id: usize, format: &Format) -> Result<Outcome> {
+    let plan = Plan::new(raw, max_id, shared.fd_cap_bytes, format, KVVec::new(), KVVec::new()).map_err(errno)?;
     let d = shared.allocators.get(allocator).ok_or(EINVAL)?;
     // A trace's frees mean nothing to an arena; sizes outside the range
     // never reach the allocator.
-    if d.frees_all || !d.serves(plan.max_size) || !d.serves(plan.min_size) {
+    if d.frees_all || !d.serves(plan.max_size()) || !d.serves(plan.min_size()) {
         return Err(EINVAL);
     }
-    let alloc = d.make(shared.env(), plan.max_size)?;
+    let alloc = d.make(shared.env(), plan.max_size())?;
     // Only an allocator made for this run reports figures of this run
     // alone (a heap); the pool's report covers every user of the pool.
     let own_frag = d.own_frag;
-    let max = plan.max_size;
+    let max = plan.max_size();
     let granted = d.granted;
     let mut out = execute(&*alloc, &plan, own_frag, |size| granted(size, max))?;
-    out.peak_live = plan.peak_live;
+    out.peak_live = plan.peak_live();
     pr_debug!(
         "replay: {} ops on {} in {} ns, {} failures\n",
-        plan.ops.len(),
+        plan.ops().len(),
         d.name(),
         out.total_ns,
         out.failures
@@ -298,5 +192,4 @@ pub(crate) fn run(shared: &Shared, allocator: u32, raw: &[u8], max_id: usize) ->
 }
 
 #[cfg(rkalloc_kunit)]
-#[path = "replay_tests.rs"]
 mod tests;
