@@ -25,6 +25,8 @@ modules modules_install:
 	@args=$$($(S)/kdir-args "$(KDIR)") || exit 1; \
 	set -x; $(MAKE) -C "$(KDIR)" M="$(REPO)" $$args $@
 
+# The kernel's clean for M=, then the generated UAPI view (Kbuild's
+# rkalloc-uapi-rs names it; it is found here wherever it is).
 clean:
 	@if [ -f "$(KDIR)/Makefile" ]; then \
 		arch=$$(grep -qx CONFIG_UML=y "$(KDIR)/.config" 2>/dev/null && echo ARCH=um || true); \
@@ -32,7 +34,7 @@ clean:
 	else \
 		echo "KDIR=$(KDIR) does not exist: only the generated UAPI view is removed"; \
 	fi
-	rm -f $(REPO)/rust/kmod/uapi_gen.rs
+	find $(REPO)/rust -name uapi_gen.rs -delete
 
 distclean: clean
 	rm -rf $(REPO)/out $(REPO)/target
