@@ -16,7 +16,7 @@ KDIR ?= /lib/modules/$(shell uname -r)/build
 .PHONY: modules modules_install clean distclean help \
 	setup kernel kernel-debug kernel-uml kernel-uml-gcc \
 	module module-debug module-uml module-uml-gcc rkctl host-test \
-	run shell test test-shell bench
+	run shell test test-shell bench man
 
 # The kernel's own make, with what KDIR's .config says it was built with
 # (ARCH=um, LLVM=, RUSTC=, BINDGEN=: scripts/kdir-args). LLVM=, RUSTC=,
@@ -49,6 +49,7 @@ help:
 	@echo "  make shell    boot the guest with rkalloc loaded and a shell on this terminal"
 	@echo "  make test     host tests, KUnit suites and in-guest tests (default and debug kernels)"
 	@echo "  make bench    the in-guest comparison with the kernel's allocators"
+	@echo "  make man      rkctl's man pages into out/man (and shell completions into out/completions)"
 	@echo "  make setup | kernel | kernel-debug | kernel-uml | kernel-uml-gcc"
 	@echo "  make module | module-debug | module-uml | module-uml-gcc | rkctl | host-test | test-shell"
 
@@ -84,3 +85,10 @@ test-shell:
 	$(S)/test-shell
 bench:
 	$(S)/bench-all
+man:
+	cargo run -q --release --locked --manifest-path $(REPO)/Cargo.toml -p rkctl -- man $(REPO)/out/man
+	mkdir -p $(REPO)/out/completions
+	for sh in bash zsh fish; do \
+		cargo run -q --release --locked --manifest-path $(REPO)/Cargo.toml -p rkctl -- completions $$sh > $(REPO)/out/completions/rkctl.$$sh; \
+	done
+	@echo "man pages: $(REPO)/out/man (man -l $(REPO)/out/man/rkctl.1); completions: $(REPO)/out/completions"
