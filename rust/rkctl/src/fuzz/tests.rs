@@ -334,11 +334,11 @@ fn the_generator_covers_what_it_claims() {
 fn expensive_commands_stay_cheap() {
     let env = Env::example();
     let tr = Tracked::default();
-    let cx = spec::Ctx { env: &env, tr: &tr, foreign: &[], dead: &[], serial: 1 };
+    let cx = gen::Ctx { env: &env, tr: &tr, foreign: &[], dead: &[], serial: 1 };
     let mut g = Gen::new(1, 0);
     let mut d = Draft::new();
     for _ in 0..5000 {
-        spec::draft("BENCH", &mut g, &cx, &mut d);
+        draft::draft("BENCH", &mut g, &cx, &mut d);
         let b: uapi::rkalloc_bench = from_bytes(&d.arg);
         if (1..=1 << 24).contains(&b.ops) && (1..=1024).contains(&b.samples) {
             assert!(b.ops * u64::from(b.samples) <= 4096, "{b:?}");
@@ -346,12 +346,12 @@ fn expensive_commands_stay_cheap() {
         if (1..=uapi::RKALLOC_MAX_BATCH).contains(&b.batch) && b.bytes <= 64 << 20 {
             assert!(u64::from(b.batch) * b.bytes <= 8 << 20, "{b:?}");
         }
-        spec::draft("CONFORM", &mut g, &cx, &mut d);
+        draft::draft("CONFORM", &mut g, &cx, &mut d);
         let c: uapi::rkalloc_conform = from_bytes(&d.arg);
         if c.ops <= 1 << 24 {
             assert!(c.ops <= 64, "{c:?}");
         }
-        spec::draft("REPLAY", &mut g, &cx, &mut d);
+        draft::draft("REPLAY", &mut g, &cx, &mut d);
         assert!(d.array.len() <= 18 * 16);
     }
 }
@@ -359,7 +359,7 @@ fn expensive_commands_stay_cheap() {
 #[test]
 fn out_of_range_parameters_must_fail() {
     let env = Env::example();
-    let inv = |name: &str, arg: &[u8]| spec::invalid(name, arg, &[], &env);
+    let inv = |name: &str, arg: &[u8]| draft::invalid(name, arg, &[], &env);
     assert_eq!(inv("POOL_ALLOC", bytes_of(&uapi::rkalloc_pool_alloc { order: 10, ..Default::default() })), None);
     assert!(inv("POOL_ALLOC", bytes_of(&uapi::rkalloc_pool_alloc { order: 11, ..Default::default() })).is_some());
     let mut c = uapi::rkalloc_cache_create { obj_size: 8192, align: 4096, flags: 7, ..Default::default() };
@@ -393,7 +393,7 @@ fn out_of_range_parameters_must_fail() {
     let r = |ops: &[uapi::rkalloc_trace_op], max_id, allocator| {
         let arr: Vec<u8> = ops.iter().flat_map(|o| bytes_of(o).to_vec()).collect();
         let s = uapi::rkalloc_replay { allocator, count: ops.len() as u32, max_id, ..Default::default() };
-        spec::invalid("REPLAY", bytes_of(&s), &arr, &env)
+        draft::invalid("REPLAY", bytes_of(&s), &arr, &env)
     };
     assert_eq!(r(&[op(a, 0, 8), op(f, 0, 0), op(a, 0, 9)], 1, 2), None);
     assert_eq!(r(&[op(a, 0, 8), op(a, 0, 8)], 1, 2), Some("an ALLOC of a live id"));
