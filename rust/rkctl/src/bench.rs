@@ -106,6 +106,14 @@ pub struct Row {
     /// Each repeat's pairs per second over all CPUs.
     #[serde(default)]
     pub repeat_ops_per_sec: Vec<f64>,
+    /// Each repeat's median sample per pair (mean over CPUs): robust to a
+    /// sample the host preempted, so the native reports use these.
+    #[serde(default)]
+    pub repeat_medians_ns: Vec<f64>,
+    /// Each repeat's pairs per second over all CPUs at the median sample
+    /// (the sum over CPUs of 1 / median).
+    #[serde(default)]
+    pub repeat_median_ops_per_sec: Vec<f64>,
     /// With `--latency`: medians over repeats and CPUs of each percentile.
     #[serde(default)]
     pub latency: Option<Latency>,
@@ -454,6 +462,8 @@ pub fn row(case: Case, cpus: usize, outcome: Result<Vec<Vec<Sample>>, Failure>) 
         ops_per_sec: None,
         repeat_means_ns: Vec::new(),
         repeat_ops_per_sec: Vec::new(),
+        repeat_medians_ns: Vec::new(),
+        repeat_median_ops_per_sec: Vec::new(),
         latency: None,
         ratio: None,
         scaling: None,
@@ -479,6 +489,9 @@ pub fn row(case: Case, cpus: usize, outcome: Result<Vec<Vec<Sample>>, Failure>) 
         .iter()
         .map(|rep| rep.iter().map(|s| s.pairs as f64 / (s.total_ns.max(1) as f64 / 1e9)).sum::<f64>())
         .collect();
+    r.repeat_medians_ns = repeats.iter().map(|rep| rep.iter().map(|s| ns(s.median_ps)).sum::<f64>() / rep.len() as f64).collect();
+    r.repeat_median_ops_per_sec =
+        repeats.iter().map(|rep| rep.iter().map(|s| 1e9 / ns(s.median_ps.max(1))).sum::<f64>()).collect();
     let mean = r.repeat_means_ns.iter().sum::<f64>() / r.repeat_means_ns.len() as f64;
     let (lo, hi) = r.repeat_means_ns.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &m| (lo.min(m), hi.max(m)));
     r.ns_per_op = Some(mean);
@@ -1015,12 +1028,16 @@ mod tests {
         assert!((r.spread.unwrap() - 0.2).abs() < 1e-9);
         assert_eq!((r.sample_min_ns, r.sample_median_ns, r.sample_max_ns), (Some(80.0), Some(100.0), Some(130.0)));
         assert_eq!(r.repeat_ops_per_sec, [1e6, 1e6, 1e6]);
+        assert_eq!(r.repeat_medians_ns, [100.0, 110.0, 90.0]);
+        assert_eq!(r.repeat_median_ops_per_sec, [1e7, 1e9 / 110.0, 1e9 / 90.0]);
         assert_eq!(r.failed, None);
         assert_eq!(r.latency, None);
         // Two CPUs: throughput adds up, the mean is per pair.
         let r = row(case("a", None), 2, Ok(vec![vec![sample(100_000), sample(120_000)]]));
         assert_eq!(r.ns_per_op, Some(110.0));
         assert_eq!(r.ops_per_sec, Some(2e6));
+        assert_eq!(r.repeat_medians_ns, [110.0]);
+        assert_eq!(r.repeat_median_ops_per_sec, [1e9 / 100.0 + 1e9 / 120.0]);
     }
 
     #[test]
