@@ -13,7 +13,9 @@ use kernel::{bindings, prelude::*};
 
 // `struct tracepoint` is only ever named by address, for its static key;
 // its layout (which rustc flags for a member it cannot check) is not used.
-#[expect(improper_ctypes)]
+// The member is x86's `struct its_array` (in `struct module`), empty
+// without CONFIG_MITIGATION_ITS; User-Mode Linux has no such member.
+#[cfg_attr(all(CONFIG_X86, not(CONFIG_MITIGATION_ITS)), expect(improper_ctypes))]
 extern "C" {
     fn rk_trace_init();
     fn rk_trace_alloc(allocator: *const c_char, addr: *const c_void, bytes: usize, order: c_int);
