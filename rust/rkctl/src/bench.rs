@@ -119,6 +119,9 @@ pub struct Row {
     pub latency: Option<Latency>,
     /// `ns_per_op` over the baseline's.
     pub ratio: Option<f64>,
+    /// [`Row::median_ns`] over the baseline's.
+    #[serde(default)]
+    pub median_ratio: Option<f64>,
     /// On more than one CPU: throughput over 1 CPU.
     #[serde(default)]
     pub scaling: Option<Scaling>,
@@ -127,6 +130,15 @@ pub struct Row {
     /// The errno of the failure, e.g. `ENOMEM`.
     #[serde(default)]
     pub errno: Option<String>,
+}
+
+impl Row {
+    /// The median over repeats of each repeat's median sample: the figure a
+    /// sample the host preempted cannot move (the native reports' figure).
+    /// `None` for a failed row or a report older than the field.
+    pub fn median_ns(&self) -> Option<f64> {
+        (!self.repeat_medians_ns.is_empty()).then(|| median(&mut self.repeat_medians_ns.clone()))
+    }
 }
 
 /// The whole run.
@@ -466,6 +478,7 @@ pub fn row(case: Case, cpus: usize, outcome: Result<Vec<Vec<Sample>>, Failure>) 
         repeat_median_ops_per_sec: Vec::new(),
         latency: None,
         ratio: None,
+        median_ratio: None,
         scaling: None,
         failed: None,
         errno: None,
@@ -519,13 +532,11 @@ pub fn finish(rows: &mut [Row]) {
     let snapshot = rows.to_vec();
     for r in rows.iter_mut() {
         let Some(mean) = r.ns_per_op else { continue };
-        r.ratio = r.case.baseline.as_ref().and_then(|b| {
-            snapshot
-                .iter()
-                .find(|x| &x.case.allocator == b && x.case.same_point(&r.case) && x.cpus == r.cpus)
-                .and_then(|x| x.ns_per_op)
-                .map(|base| mean / base)
+        let base = r.case.baseline.as_ref().and_then(|b| {
+            snapshot.iter().find(|x| &x.case.allocator == b && x.case.same_point(&r.case) && x.cpus == r.cpus)
         });
+        r.ratio = base.and_then(|x| x.ns_per_op).map(|base| mean / base);
+        r.median_ratio = base.and_then(Row::median_ns).zip(r.median_ns()).map(|(base, m)| m / base);
         if r.cpus > 1 {
             let one = snapshot.iter().find(|x| x.case == r.case && x.cpus == 1 && x.ops_per_sec.is_some());
             r.scaling = one.and_then(|one| {
@@ -1029,6 +1040,7 @@ mod tests {
         assert_eq!((r.sample_min_ns, r.sample_median_ns, r.sample_max_ns), (Some(80.0), Some(100.0), Some(130.0)));
         assert_eq!(r.repeat_ops_per_sec, [1e6, 1e6, 1e6]);
         assert_eq!(r.repeat_medians_ns, [100.0, 110.0, 90.0]);
+        assert_eq!(r.median_ns(), Some(100.0));
         assert_eq!(r.repeat_median_ops_per_sec, [1e7, 1e9 / 110.0, 1e9 / 90.0]);
         assert_eq!(r.failed, None);
         assert_eq!(r.latency, None);
@@ -1108,6 +1120,7 @@ mod tests {
         rows[3].ops_per_sec = Some(3e6);
         finish(&mut rows);
         assert_eq!(rows[1].ratio, Some(0.5));
+        assert_eq!(rows[1].median_ratio, Some(0.5));
         assert_eq!(rows[3].ratio, Some(0.25));
         assert_eq!(rows[0].ratio, None);
         assert_eq!(rows[2].scaling, Some(Scaling { ratio: 2.0, low: 2.0, high: 2.0 }));
