@@ -436,19 +436,34 @@ pub struct Failure {
 /// Runs `repeats` repeats with `run` (given the 0-based repeat), each
 /// returning one sample per CPU; the first failure ends the row, and what
 /// earlier repeats measured is dropped with it.
+#[cfg(test)]
 pub fn measure(repeats: u32, mut run: impl FnMut(u32) -> Result<Vec<Sample>>) -> Result<Vec<Vec<Sample>>, Failure> {
-    let mut done = Vec::new();
+    let mut done = Ok(Vec::new());
     for r in 0..repeats {
-        match run(r) {
-            Ok(s) if !s.is_empty() => done.push(s),
-            Ok(_) => return Err(Failure { repeat: r + 1, repeats, errno: None, message: "no CPU ran the case".into() }),
-            Err(e) => {
-                let errno = e.chain().find_map(|c| c.downcast_ref::<Errno>()).map(Errno::name);
-                return Err(Failure { repeat: r + 1, repeats, errno, message: format!("{e:#}") });
-            }
+        measure_repeat(&mut done, r, repeats, &mut run);
+    }
+    done
+}
+
+/// Runs repeat `r` (0-based, of `repeats`) of a row into `done`, unless an
+/// earlier repeat failed the row: the first failure ends it, and what
+/// earlier repeats measured is dropped with it ([`measure`], one repeat at
+/// a time, for runs that interleave rows).
+pub fn measure_repeat(
+    done: &mut Result<Vec<Vec<Sample>>, Failure>,
+    r: u32,
+    repeats: u32,
+    run: impl FnOnce(u32) -> Result<Vec<Sample>>,
+) {
+    let Ok(reps) = done else { return };
+    match run(r) {
+        Ok(s) if !s.is_empty() => reps.push(s),
+        Ok(_) => *done = Err(Failure { repeat: r + 1, repeats, errno: None, message: "no CPU ran the case".into() }),
+        Err(e) => {
+            let errno = e.chain().find_map(|c| c.downcast_ref::<Errno>()).map(Errno::name);
+            *done = Err(Failure { repeat: r + 1, repeats, errno, message: format!("{e:#}") });
         }
     }
-    Ok(done)
 }
 
 /// The median of `v` (sorted in place); NaN for none.
@@ -662,7 +677,7 @@ pub fn run(path: &Path, opt: &Options, progress: bool) -> Result<Report> {
         return Err(error::usage("no bench case matches --filter and --alloc"));
     }
     let bar = if progress {
-        indicatif::ProgressBar::new((cases.len() * opt.cpus.len()) as u64)
+        indicatif::ProgressBar::new((cases.len() * opt.cpus.len()) as u64 * u64::from(opt.repeats))
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -689,15 +704,25 @@ pub fn run(path: &Path, opt: &Options, progress: bool) -> Result<Report> {
         skipped: skipped.into_iter().filter(|s| select_skip(s, opt)).collect(),
         rows: Vec::new(),
     };
+    // Repeats run in passes over the whole matrix, not one row's repeats
+    // back to back: a slow spell of a shared host then lands on every row
+    // a little, not on one row wholly (the median over repeats takes the
+    // rest off).
+    let mut runs = Vec::new();
     for c in &cases {
         let id = table.iter().find(|a| a.name == c.allocator).map(|a| a.id).context("matrix names an allocator outside the table")?;
         for &cpus in &opt.cpus {
-            bar.set_message(format!("{} {} {}", c.group, c.allocator, cpus));
-            let outcome = measure(opt.repeats, |_| run_parallel(path, id, c, opt, cpus));
-            report.rows.push(row(c.clone(), cpus, outcome));
+            runs.push((c, id, cpus, Ok(Vec::new())));
+        }
+    }
+    for r in 0..opt.repeats {
+        for (c, id, cpus, done) in runs.iter_mut() {
+            bar.set_message(format!("{} {} {} (repeat {} of {})", c.group, c.allocator, cpus, r + 1, opt.repeats));
+            measure_repeat(done, r, opt.repeats, |_| run_parallel(path, *id, c, opt, *cpus));
             bar.inc(1);
         }
     }
+    report.rows = runs.into_iter().map(|(c, _, cpus, done)| row(c.clone(), cpus, done)).collect();
     bar.finish_and_clear();
     finish(&mut report.rows);
     report.sheaf_capacity_64 = read_trim("/sys/kernel/slab/rkalloc_peer_64/sheaf_capacity");
@@ -1080,6 +1105,25 @@ mod tests {
         let rep = report(vec![r]);
         assert!(render(&rep).contains("FAILED (ENOMEM): repeat 2 of 3"));
         assert_eq!(error::classify(&failures(&rep).unwrap_err()), error::Class::Refused);
+        // Interleaved rows: a row that failed runs no more repeats, the
+        // others go on.
+        let mut rows = [Ok(Vec::new()), Ok(Vec::new())];
+        let mut calls = [0, 0];
+        for r in 0..3 {
+            for (i, done) in rows.iter_mut().enumerate() {
+                measure_repeat(done, r, 3, |r| {
+                    calls[i] += 1;
+                    if i == 0 && r == 1 {
+                        Err(anyhow::Error::new(err))
+                    } else {
+                        Ok(vec![sample(1_000_000)])
+                    }
+                });
+            }
+        }
+        assert_eq!(calls, [2, 3]);
+        assert_eq!(rows[0].as_ref().unwrap_err().repeat, 2);
+        assert_eq!(rows[1].as_ref().unwrap().len(), 3);
         // Every repeat ran when none failed.
         let mut n = 0;
         assert_eq!(measure(4, |_| { n += 1; Ok(vec![sample(1_000_000)]) }).unwrap().len(), 4);
