@@ -1207,9 +1207,9 @@ mod tests {
 
     #[test]
     fn older_reports_still_load() {
-        // docs/bench has reports of the ABI v1 bench (p50_ns/p99_ns, no
+        // docs/bench/v1 has reports of the ABI v1 bench (p50_ns/p99_ns, no
         // units or build): they load, and print with their mode's units.
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/icount.json");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/v1/icount.json");
         let r = load(&path).unwrap();
         assert_eq!(r.mode, "icount");
         assert!(r.rows.len() > 20);

@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn plots_name_mode_and_unit() {
-        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/icount.json")).unwrap();
+        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/v1/icount.json")).unwrap();
         let s = svg_of(&r);
         assert!(s.contains("icount mode"), "no mode in the plot");
         assert!(s.contains("guest instructions (-icount) per pair"), "no unit on the axis");
@@ -324,7 +324,7 @@ mod tests {
             }
         }
         finish(&mut rows);
-        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/icount.json")).unwrap();
+        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/v1/icount.json")).unwrap();
         r.mode = "uml-native".into();
         r.build = "clang 19, -mcmodel=large".into();
         r.allocators = t;
@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     fn the_batch_sweep_is_a_series() {
-        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/icount.json")).unwrap();
+        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/v1/icount.json")).unwrap();
         let c = |alloc: &str, batch| Case {
             group: "64 B objects, batch".into(),
             allocator: alloc.into(),
