@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! CPUs, preemption and process-context helpers: the shim's wrappers of
-//! `preempt_disable`, `smp_processor_id`, the CPU masks, `cond_resched`,
-//! `fatal_signal_pending` and `smp_call_on_cpu`.
+//! CPUs, preemption and process-context helpers: `preempt_disable` and
+//! the current CPU (inline where the architecture allows, see
+//! [`CpuGuard`]), and the shim's wrappers of the CPU masks,
+//! `cond_resched`, `fatal_signal_pending` and `smp_call_on_cpu`.
 
 use kernel::prelude::*;
 
 extern "C" {
-    fn rk_preempt_disable();
-    fn rk_preempt_enable();
-    fn rk_smp_processor_id() -> u32;
     fn rk_num_online_cpus() -> u32;
     fn rk_nr_cpu_ids() -> u32;
     fn rk_cpu_online(cpu: u32) -> bool;
@@ -47,44 +45,297 @@ pub(crate) fn cond_resched() {
 
 /// A section that stays on one CPU: preemption is disabled while it lives.
 ///
+/// This is the kernel's `preempt_disable()`/`preempt_enable()`, and the
+/// guard knows the CPU it pins and that CPU's per-CPU offset. Where the
+/// architecture allows it (see [`arch`]), all of it is inline code, as the
+/// kernel's own headers make it: one `%gs`-relative instruction each way on
+/// x86-64; on User-Mode Linux one call to `uml_curr_cpu()` (a read of the
+/// host thread's TLS, which is how UML finds `current`) and plain loads
+/// and stores on `current`'s `thread_info`. Elsewhere, and on kernels that
+/// trace or debug preemption, it calls the C shim.
+///
 /// # Invariants
 ///
-/// Preemption is disabled from `new` until drop, so `cpu` stays the current
-/// CPU for the guard's whole life.
+/// Preemption is disabled from `new` until drop, so the CPU it names stays
+/// the current CPU for the guard's whole life.
 pub(crate) struct CpuGuard {
-    cpu: u32,
+    token: arch::Token,
     // Must not move to another thread: preempt_enable has to run where
     // preempt_disable ran.
     _not_send: core::marker::PhantomData<*mut ()>,
 }
 
 impl CpuGuard {
-    /// Disables preemption and records the current CPU.
-    #[inline]
+    /// Disables preemption.
+    #[inline(always)]
     pub(crate) fn new() -> Self {
-        // SAFETY: balanced by `preempt_enable` in `drop`.
-        unsafe { rk_preempt_disable() };
-        // SAFETY: preemption is disabled, so the id is stable.
-        let cpu = unsafe { rk_smp_processor_id() };
+        // SAFETY: balanced by `arch::enable` in `drop`, on this task (the
+        // guard is not `Send`).
+        let token = unsafe { arch::disable() };
         // INVARIANT: preemption was disabled just above.
         Self {
-            cpu,
+            token,
             _not_send: core::marker::PhantomData,
         }
     }
 
     /// The CPU this section runs on.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn cpu(&self) -> u32 {
-        self.cpu
+        // SAFETY: preemption is disabled (type invariant).
+        unsafe { arch::cpu(&self.token) }
+    }
+
+    /// This CPU's per-CPU offset (`__my_cpu_offset`): a `__percpu` pointer
+    /// plus it is this CPU's copy (`this_cpu_ptr`).
+    #[inline(always)]
+    pub(crate) fn this_cpu_offset(&self) -> usize {
+        // SAFETY: preemption is disabled (type invariant).
+        unsafe { arch::this_cpu_offset(&self.token) }
     }
 }
 
 impl Drop for CpuGuard {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        // SAFETY: pairs with the `preempt_disable` in `new` (type invariant).
-        unsafe { rk_preempt_enable() };
+        // SAFETY: pairs with the `arch::disable` in `new` (type invariant).
+        unsafe { arch::enable(&self.token) };
+    }
+}
+
+/// The tail of `preempt_enable()` when the count dropped to zero with a
+/// reschedule pending: the kernel's own `preempt_enable()` run again from
+/// that count (see the shim). Out of line and rare.
+#[cfg(any(all(CONFIG_X86_64, not(CONFIG_UML), CONFIG_SMP, CONFIG_PREEMPT_COUNT, not(CONFIG_DEBUG_PREEMPT), not(CONFIG_TRACE_PREEMPT_TOGGLE)), all(CONFIG_UML, CONFIG_SMP, CONFIG_PREEMPT_COUNT, not(CONFIG_DEBUG_PREEMPT), not(CONFIG_TRACE_PREEMPT_TOGGLE))))]
+#[cold]
+#[inline(never)]
+fn resched() {
+    // SAFETY: called with preemption enabled again, in a context that
+    // could have called `preempt_enable()` (which ends the same way).
+    unsafe { rk_preempt_resched() }
+}
+
+#[cfg(any(all(CONFIG_X86_64, not(CONFIG_UML), CONFIG_SMP, CONFIG_PREEMPT_COUNT, not(CONFIG_DEBUG_PREEMPT), not(CONFIG_TRACE_PREEMPT_TOGGLE)), all(CONFIG_UML, CONFIG_SMP, CONFIG_PREEMPT_COUNT, not(CONFIG_DEBUG_PREEMPT), not(CONFIG_TRACE_PREEMPT_TOGGLE))))]
+extern "C" {
+    fn rk_preempt_resched();
+}
+
+/// Preemption and the current CPU on x86-64, as `arch/x86/include/asm/
+/// preempt.h` and `percpu.h` do it: `__preempt_count`, `cpu_number` and
+/// `this_cpu_off` are per-CPU variables reached `%gs`-relative, so
+/// `preempt_disable()` is one `incl`, and `preempt_enable()` one `decl`
+/// whose zero flag says "count zero and a reschedule pending" (x86 folds
+/// an inverted `PREEMPT_NEED_RESCHED` bit into the count).
+#[cfg(all(CONFIG_X86_64, not(CONFIG_UML), CONFIG_SMP, CONFIG_PREEMPT_COUNT, not(CONFIG_DEBUG_PREEMPT), not(CONFIG_TRACE_PREEMPT_TOGGLE)))]
+mod arch {
+    use kernel::bindings;
+
+    pub(super) struct Token;
+
+    /// # Safety
+    ///
+    /// Balanced by [`enable`] on the same task.
+    #[inline(always)]
+    pub(super) unsafe fn disable() -> Token {
+        // SAFETY: `__preempt_count` is this CPU's count (exported per-CPU
+        // variable, %gs-relative like every per-CPU access on x86-64). A
+        // single instruction, so an interrupt sees the count before or
+        // after. No `nomem`: the asm is a compiler barrier, like the
+        // `barrier()` in `preempt_disable()`.
+        unsafe {
+            kernel::asm!("incl %gs:{pc}(%rip)";
+                pc = sym bindings::__preempt_count, options(nostack))
+        };
+        Token
+    }
+
+    /// # Safety
+    ///
+    /// Pairs with a [`disable`] on this task.
+    #[inline(always)]
+    pub(super) unsafe fn enable(_: &Token) {
+        // SAFETY: as in `disable`; the barrier comes first, as in
+        // `preempt_enable()`. A zero count jumps to the reschedule.
+        unsafe {
+            kernel::asm!("decl %gs:{pc}(%rip)\n\tjz {slow}";
+                pc = sym bindings::__preempt_count,
+                slow = label { super::resched() },
+                options(nostack))
+        };
+    }
+
+    /// # Safety
+    ///
+    /// Preemption is disabled.
+    #[inline(always)]
+    pub(super) unsafe fn cpu(_: &Token) -> u32 {
+        let cpu: u32;
+        // SAFETY: `cpu_number` is this CPU's id, stable while preemption
+        // is off.
+        unsafe {
+            kernel::asm!("movl %gs:{n}(%rip), {c:e}";
+                n = sym bindings::cpu_number, c = out(reg) cpu, options(nostack, readonly, preserves_flags))
+        };
+        cpu
+    }
+
+    /// # Safety
+    ///
+    /// Preemption is disabled.
+    #[inline(always)]
+    pub(super) unsafe fn this_cpu_offset(_: &Token) -> usize {
+        let off: usize;
+        // SAFETY: `this_cpu_off` is this CPU's per-CPU offset, stable while
+        // preemption is off (`arch_raw_cpu_ptr`).
+        unsafe {
+            kernel::asm!("movq %gs:{o}(%rip), {r}";
+                o = sym bindings::this_cpu_off, r = out(reg) off, options(nostack, readonly, preserves_flags))
+        };
+        off
+    }
+}
+
+/// Preemption and the current CPU on User-Mode Linux, as the generic
+/// `asm-generic/preempt.h` and `percpu.h` do it there: `current` is
+/// `cpu_tasks[uml_curr_cpu()]` (the CPU is a host thread, whose id lives in
+/// the host's thread-local storage, so finding it is a call), the count is
+/// `current->thread_info.preempt_count`, and a CPU's per-CPU offset is
+/// `__per_cpu_offset[cpu]`. The C macros find `current` again at every use
+/// (four calls for `get_cpu_ptr()` + `put_cpu_ptr()`); here the guard finds
+/// it once and keeps it, which is exact: it stays `current` while
+/// preemption is off. UML's kernel code is not preempted between the call
+/// and the increment (it reschedules only at `preempt_enable()` and
+/// explicit schedule points, never on return from an interrupt), the same
+/// argument that makes the C sequence correct.
+#[cfg(all(CONFIG_UML, CONFIG_SMP, CONFIG_PREEMPT_COUNT, not(CONFIG_DEBUG_PREEMPT), not(CONFIG_TRACE_PREEMPT_TOGGLE)))]
+mod arch {
+    use core::{
+        ptr::{addr_of, addr_of_mut},
+        sync::atomic::{compiler_fence, Ordering::SeqCst},
+    };
+    use kernel::bindings;
+
+    /// `current`, pinned.
+    pub(super) struct Token(*mut bindings::task_struct);
+
+    /// # Safety
+    ///
+    /// Balanced by [`enable`] on the same task.
+    #[inline(always)]
+    pub(super) unsafe fn disable() -> Token {
+        // SAFETY: no preconditions; the id is below NR_CPUS (`uml_ncpus`
+        // is clamped to it).
+        let cpu = unsafe { bindings::uml_curr_cpu() } as usize;
+        // SAFETY: `cpu_tasks` holds every CPU's running task, and `cpu`
+        // indexes it (above); `current` is a live task.
+        let t = unsafe { *addr_of!(bindings::cpu_tasks).cast::<*mut bindings::task_struct>().add(cpu) };
+        // SAFETY: `t` is `current`, whose count only this task and the
+        // interrupts it takes (which leave it as they found it) change:
+        // the plain increment of `*preempt_count_ptr() += 1`.
+        unsafe {
+            let pc = addr_of_mut!((*t).thread_info.preempt_count);
+            pc.write_volatile(pc.read_volatile().wrapping_add(1));
+        }
+        compiler_fence(SeqCst);
+        Token(t)
+    }
+
+    /// # Safety
+    ///
+    /// Pairs with a [`disable`] on this task.
+    #[inline(always)]
+    pub(super) unsafe fn enable(t: &Token) {
+        compiler_fence(SeqCst);
+        // SAFETY: `t.0` is still `current` (preemption was off since
+        // `disable`); as there, and then `preempt_enable()`'s test:
+        // count zero and `TIF_NEED_RESCHED` set.
+        let resched = unsafe {
+            let pc = addr_of_mut!((*t.0).thread_info.preempt_count);
+            let n = pc.read_volatile().wrapping_sub(1);
+            pc.write_volatile(n);
+            n == 0
+                && addr_of!((*t.0).thread_info.flags).read_volatile()
+                    & bindings::_TIF_NEED_RESCHED as kernel::ffi::c_ulong
+                    != 0
+        };
+        if resched {
+            super::resched();
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Preemption is disabled.
+    #[inline(always)]
+    pub(super) unsafe fn cpu(t: &Token) -> u32 {
+        // SAFETY: `t.0` is `current`, so `task_cpu(current)`: the scheduler
+        // set it before the task ran here, and it cannot move meanwhile.
+        unsafe { addr_of!((*t.0).thread_info.cpu).read_volatile() }
+    }
+
+    /// # Safety
+    ///
+    /// Preemption is disabled.
+    #[inline(always)]
+    pub(super) unsafe fn this_cpu_offset(t: &Token) -> usize {
+        // SAFETY: as in `cpu`, which is below NR_CPUS, the length of
+        // `__per_cpu_offset` (set up at boot, never written again).
+        unsafe {
+            let cpu = cpu(t) as usize;
+            *addr_of!(bindings::__per_cpu_offset).cast::<kernel::ffi::c_ulong>().add(cpu) as usize
+        }
+    }
+}
+
+/// Preemption through the C shim: other architectures, and kernels whose
+/// `preempt_disable()` is out of line (`CONFIG_DEBUG_PREEMPT`,
+/// `CONFIG_TRACE_PREEMPT_TOGGLE`) or not a count.
+#[cfg(not(any(all(CONFIG_X86_64, not(CONFIG_UML), CONFIG_SMP, CONFIG_PREEMPT_COUNT, not(CONFIG_DEBUG_PREEMPT), not(CONFIG_TRACE_PREEMPT_TOGGLE)), all(CONFIG_UML, CONFIG_SMP, CONFIG_PREEMPT_COUNT, not(CONFIG_DEBUG_PREEMPT), not(CONFIG_TRACE_PREEMPT_TOGGLE)))))]
+mod arch {
+    extern "C" {
+        fn rk_preempt_disable();
+        fn rk_preempt_enable();
+        fn rk_smp_processor_id() -> u32;
+        fn rk_per_cpu_offset(cpu: u32) -> usize;
+    }
+
+    pub(super) struct Token;
+
+    /// # Safety
+    ///
+    /// Balanced by [`enable`] on the same task.
+    #[inline(always)]
+    pub(super) unsafe fn disable() -> Token {
+        // SAFETY: the caller balances it.
+        unsafe { rk_preempt_disable() };
+        Token
+    }
+
+    /// # Safety
+    ///
+    /// Pairs with a [`disable`] on this task.
+    #[inline(always)]
+    pub(super) unsafe fn enable(_: &Token) {
+        // SAFETY: the caller's contract.
+        unsafe { rk_preempt_enable() }
+    }
+
+    /// # Safety
+    ///
+    /// Preemption is disabled.
+    #[inline(always)]
+    pub(super) unsafe fn cpu(_: &Token) -> u32 {
+        // SAFETY: preemption is disabled, so the id is stable.
+        unsafe { rk_smp_processor_id() }
+    }
+
+    /// # Safety
+    ///
+    /// Preemption is disabled.
+    #[inline(always)]
+    pub(super) unsafe fn this_cpu_offset(t: &Token) -> usize {
+        // SAFETY: a valid CPU id (above).
+        unsafe { rk_per_cpu_offset(cpu(t)) }
     }
 }
 

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Per-CPU memory (`alloc_percpu`), reached with preemption disabled.
+//! Per-CPU memory (`alloc_percpu`), reached with preemption disabled: the
+//! current CPU's slot is the `__percpu` pointer plus the offset a
+//! [`CpuGuard`] reads (`this_cpu_ptr`), inline where the guard is.
 
 use super::cpu::{cpu_online, cpu_possible, nr_cpu_ids, run_on_cpu, CpuGuard};
 use kernel::prelude::*;
@@ -8,8 +10,6 @@ extern "C" {
     fn rk_alloc_percpu(size: usize, align: usize) -> *mut c_void;
     fn rk_free_percpu(ptr: *mut c_void);
     fn rk_per_cpu_ptr(ptr: *mut c_void, cpu: u32) -> *mut c_void;
-    fn rk_get_cpu_ptr(ptr: *mut c_void) -> *mut c_void;
-    fn rk_put_cpu_ptr();
 }
 
 /// One `T` per possible CPU, in the kernel's per-CPU memory (`alloc_percpu`).
@@ -97,11 +97,12 @@ impl<T> Drop for PerCpu<T> {
 ///
 /// # Invariants
 ///
-/// Preemption is disabled from `PerCpuShared::local` until drop, so `slot`
-/// stays this CPU's slot; the guard cannot move to another task.
+/// `guard` keeps preemption disabled while `slot`, this CPU's slot, is
+/// borrowed; the guard cannot move to another task.
 pub(crate) struct Local<'a, T> {
     slot: &'a T,
-    _not_send: core::marker::PhantomData<*mut ()>,
+    // Dropped after the last use of `slot`: preemption comes back on last.
+    _guard: CpuGuard,
 }
 
 impl<T> core::ops::Deref for Local<'_, T> {
@@ -110,15 +111,6 @@ impl<T> core::ops::Deref for Local<'_, T> {
     #[inline(always)]
     fn deref(&self) -> &T {
         self.slot
-    }
-}
-
-impl<T> Drop for Local<'_, T> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        // SAFETY: pairs with the preempt_disable in `rk_get_cpu_ptr` (type
-        // invariant).
-        unsafe { rk_put_cpu_ptr() };
     }
 }
 
@@ -140,7 +132,7 @@ impl<T: Sync + Send> PerCpuShared<T> {
     }
 
     /// Runs `f` on the current CPU's slot with preemption disabled for its
-    /// duration (one call to C on each side).
+    /// duration.
     #[inline(always)]
     pub(crate) fn with_local<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         let slot = self.local();
@@ -152,25 +144,36 @@ impl<T: Sync + Send> PerCpuShared<T> {
     /// for the fast paths: no closure for the compiler to keep out of line.
     #[inline(always)]
     pub(crate) fn local(&self) -> Local<'_, T> {
-        // SAFETY: `rk_get_cpu_ptr` disables preemption and returns this
-        // CPU's initialised slot (invariant of `PerCpu`); only shared
-        // references to it exist (type invariant), and `T: Sync`.
-        let slot = unsafe { &*rk_get_cpu_ptr(self.0.ptr).cast::<T>() };
-        // INVARIANT: preemption was disabled just above.
-        Local {
-            slot,
-            _not_send: core::marker::PhantomData,
-        }
+        let guard = CpuGuard::new();
+        // SAFETY: the slot is used only through the `Local`, which keeps
+        // `guard`.
+        let slot = unsafe { self.slot(&guard) };
+        // INVARIANT: `guard` disabled preemption and moves into the `Local`.
+        Local { slot, _guard: guard }
     }
 
     /// Runs `f` on the slot of the CPU `guard` pins this task to.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn with<R>(&self, guard: &CpuGuard, f: impl FnOnce(&T) -> R) -> R {
-        // Preemption is disabled while `guard` lives, so this task stays on
-        // `guard.cpu()`; only shared references to a slot exist (invariant).
-        // SAFETY: the slot is initialised (invariant of `PerCpu`), `T: Sync`.
-        let slot = unsafe { &*rk_per_cpu_ptr(self.0.ptr, guard.cpu()).cast::<T>() };
-        f(slot)
+        // SAFETY: `guard` outlives the call of `f`, the slot's only use.
+        f(unsafe { self.slot(guard) })
+    }
+
+    /// The slot of the CPU `guard` pins this task to.
+    ///
+    /// # Safety
+    ///
+    /// The slot is used only while `guard` lives.
+    #[inline(always)]
+    unsafe fn slot(&self, guard: &CpuGuard) -> &T {
+        // `this_cpu_ptr`: the per-CPU pointer plus this CPU's offset.
+        let p = self.0.ptr.cast::<u8>().wrapping_add(guard.this_cpu_offset()).cast::<T>();
+        // SAFETY: preemption is disabled while `guard` lives (as long as
+        // the slot is used, by the contract), so this task stays on
+        // `guard`'s CPU, whose slot `p` is; it is initialised
+        // (invariant of `PerCpu`), only shared references to it exist (type
+        // invariant), and `T: Sync`.
+        unsafe { &*p }
     }
 
     /// Any possible CPU's slot.

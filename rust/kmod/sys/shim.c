@@ -47,8 +47,22 @@ unsigned long rk_page_private(const void *addr) { return READ_ONCE(virt_to_page(
 
 /* --- CPUs and tasks (sys/cpu.rs) --- */
 
+/*
+ * The Rust side disables and enables preemption inline on x86-64 and UML
+ * (sys/cpu.rs); these are its fallback elsewhere. rk_preempt_resched() is
+ * the rare tail of its inline preempt_enable(), called when the count fell
+ * to zero with a reschedule pending: it runs the kernel's own
+ * preempt_enable() from that count (modules may not use
+ * preempt_check_resched()), which reschedules exactly when and how this
+ * kernel's preempt_enable() would (dynamic preemption included).
+ */
 void rk_preempt_disable(void) { preempt_disable(); }
 void rk_preempt_enable(void) { preempt_enable(); }
+void rk_preempt_resched(void)
+{
+	preempt_disable();
+	preempt_enable();
+}
 unsigned int rk_smp_processor_id(void) { return smp_processor_id(); }
 unsigned int rk_num_online_cpus(void) { return num_online_cpus(); }
 unsigned int rk_nr_cpu_ids(void) { return nr_cpu_ids; }
@@ -136,13 +150,15 @@ void __percpu *rk_alloc_percpu(size_t size, size_t align)
 }
 void rk_free_percpu(void __percpu *ptr) { free_percpu(ptr); }
 void *rk_per_cpu_ptr(void __percpu *ptr, unsigned int cpu) { return per_cpu_ptr(ptr, cpu); }
-/* preempt_disable() + this_cpu_ptr() in one call: the per-CPU fast paths. */
-void *rk_get_cpu_ptr(void __percpu *ptr)
+/* What per_cpu_ptr() adds for cpu (the shim fallback of this_cpu_ptr()). */
+unsigned long rk_per_cpu_offset(unsigned int cpu)
 {
-	preempt_disable();
-	return this_cpu_ptr(ptr);
+#ifdef CONFIG_SMP
+	return per_cpu_offset(cpu);
+#else
+	return 0;
+#endif
 }
-void rk_put_cpu_ptr(void) { preempt_enable(); }
 
 /* --- the kernel's slab allocator (sys/slub.rs) --- */
 

@@ -22,6 +22,7 @@ unsigned long rk_page_private(const void *addr);
 /* sys/cpu.rs */
 void rk_preempt_disable(void);
 void rk_preempt_enable(void);
+void rk_preempt_resched(void);
 unsigned int rk_smp_processor_id(void);
 unsigned int rk_num_online_cpus(void);
 unsigned int rk_nr_cpu_ids(void);
@@ -42,8 +43,7 @@ bool rk_kthread_should_stop(void);
 void __percpu *rk_alloc_percpu(size_t size, size_t align);
 void rk_free_percpu(void __percpu *ptr);
 void *rk_per_cpu_ptr(void __percpu *ptr, unsigned int cpu);
-void *rk_get_cpu_ptr(void __percpu *ptr);
-void rk_put_cpu_ptr(void);
+unsigned long rk_per_cpu_offset(unsigned int cpu);
 
 /* sys/slub.rs */
 struct kmem_cache *rk_kmem_cache_create(const char *name, unsigned int size, unsigned int align);

@@ -8,12 +8,18 @@
 //! patched-out jump, and neither the event's arguments nor the shim (which
 //! hashes the address into a handle-free id and fills the event) are
 //! computed or called.
+//!
+//! `--cfg rkalloc_no_tracepoints` (`KRUSTFLAGS=` on the module's make
+//! line) compiles the tests out, for `make bench` to measure what they
+//! cost while off; such a module fires no events.
 
 use kernel::{bindings, prelude::*};
 
 // `struct tracepoint` is only ever named by address, for its static key;
 // its layout (which rustc flags for a member it cannot check) is not used.
-#[expect(improper_ctypes)]
+// The member is x86's `struct its_array` (in `struct module`), empty
+// without CONFIG_MITIGATION_ITS; User-Mode Linux has no such member.
+#[cfg_attr(all(CONFIG_X86, not(CONFIG_MITIGATION_ITS)), expect(improper_ctypes))]
 extern "C" {
     fn rk_trace_init();
     fn rk_trace_alloc(allocator: *const c_char, addr: *const c_void, bytes: usize, order: c_int);
@@ -33,7 +39,7 @@ pub(crate) fn init() {
 /// Linux has none): one load of its static key's count, as the C
 /// `static_key_count()` does inline (the kernel crate's helper for it is an
 /// out-of-line call).
-#[cfg(not(CONFIG_JUMP_LABEL))]
+#[cfg(all(not(CONFIG_JUMP_LABEL), not(rkalloc_no_tracepoints)))]
 #[inline(always)]
 fn key_on(tp: &bindings::tracepoint) -> bool {
     let count = core::ptr::addr_of!(tp.key.key.enabled.counter);
@@ -49,11 +55,13 @@ fn key_on(tp: &bindings::tracepoint) -> bool {
 /// off costs the allocator nothing but that jump.
 #[inline(always)]
 pub(crate) fn alloc_on() -> bool {
-    #[cfg(CONFIG_JUMP_LABEL)]
+    #[cfg(rkalloc_no_tracepoints)]
+    return false;
+    #[cfg(all(CONFIG_JUMP_LABEL, not(rkalloc_no_tracepoints)))]
     // SAFETY: reading a tracepoint's static key is always allowed; the key
     // is a C-defined static.
     return unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_alloc, bindings::tracepoint, key) };
-    #[cfg(not(CONFIG_JUMP_LABEL))]
+    #[cfg(all(not(CONFIG_JUMP_LABEL), not(rkalloc_no_tracepoints)))]
     // SAFETY: a C-defined static, alive as long as the module.
     return key_on(unsafe { &*core::ptr::addr_of!(__tracepoint_rk_alloc) });
 }
@@ -61,10 +69,12 @@ pub(crate) fn alloc_on() -> bool {
 /// Whether `rkalloc:rk_free` is on (see [`alloc_on`]).
 #[inline(always)]
 pub(crate) fn free_on() -> bool {
-    #[cfg(CONFIG_JUMP_LABEL)]
+    #[cfg(rkalloc_no_tracepoints)]
+    return false;
+    #[cfg(all(CONFIG_JUMP_LABEL, not(rkalloc_no_tracepoints)))]
     // SAFETY: as in `alloc_on`.
     return unsafe { kernel::static_branch_unlikely!(__tracepoint_rk_free, bindings::tracepoint, key) };
-    #[cfg(not(CONFIG_JUMP_LABEL))]
+    #[cfg(all(not(CONFIG_JUMP_LABEL), not(rkalloc_no_tracepoints)))]
     // SAFETY: as in `alloc_on`.
     return key_on(unsafe { &*core::ptr::addr_of!(__tracepoint_rk_free) });
 }

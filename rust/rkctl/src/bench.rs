@@ -106,11 +106,22 @@ pub struct Row {
     /// Each repeat's pairs per second over all CPUs.
     #[serde(default)]
     pub repeat_ops_per_sec: Vec<f64>,
+    /// Each repeat's median sample per pair (mean over CPUs): robust to a
+    /// sample the host preempted, so the native reports use these.
+    #[serde(default)]
+    pub repeat_medians_ns: Vec<f64>,
+    /// Each repeat's pairs per second over all CPUs at the median sample
+    /// (the sum over CPUs of 1 / median).
+    #[serde(default)]
+    pub repeat_median_ops_per_sec: Vec<f64>,
     /// With `--latency`: medians over repeats and CPUs of each percentile.
     #[serde(default)]
     pub latency: Option<Latency>,
     /// `ns_per_op` over the baseline's.
     pub ratio: Option<f64>,
+    /// [`Row::median_ns`] over the baseline's.
+    #[serde(default)]
+    pub median_ratio: Option<f64>,
     /// On more than one CPU: throughput over 1 CPU.
     #[serde(default)]
     pub scaling: Option<Scaling>,
@@ -119,6 +130,15 @@ pub struct Row {
     /// The errno of the failure, e.g. `ENOMEM`.
     #[serde(default)]
     pub errno: Option<String>,
+}
+
+impl Row {
+    /// The median over repeats of each repeat's median sample: the figure a
+    /// sample the host preempted cannot move (the native reports' figure).
+    /// `None` for a failed row or a report older than the field.
+    pub fn median_ns(&self) -> Option<f64> {
+        (!self.repeat_medians_ns.is_empty()).then(|| median(&mut self.repeat_medians_ns.clone()))
+    }
 }
 
 /// The whole run.
@@ -416,19 +436,34 @@ pub struct Failure {
 /// Runs `repeats` repeats with `run` (given the 0-based repeat), each
 /// returning one sample per CPU; the first failure ends the row, and what
 /// earlier repeats measured is dropped with it.
+#[cfg(test)]
 pub fn measure(repeats: u32, mut run: impl FnMut(u32) -> Result<Vec<Sample>>) -> Result<Vec<Vec<Sample>>, Failure> {
-    let mut done = Vec::new();
+    let mut done = Ok(Vec::new());
     for r in 0..repeats {
-        match run(r) {
-            Ok(s) if !s.is_empty() => done.push(s),
-            Ok(_) => return Err(Failure { repeat: r + 1, repeats, errno: None, message: "no CPU ran the case".into() }),
-            Err(e) => {
-                let errno = e.chain().find_map(|c| c.downcast_ref::<Errno>()).map(Errno::name);
-                return Err(Failure { repeat: r + 1, repeats, errno, message: format!("{e:#}") });
-            }
+        measure_repeat(&mut done, r, repeats, &mut run);
+    }
+    done
+}
+
+/// Runs repeat `r` (0-based, of `repeats`) of a row into `done`, unless an
+/// earlier repeat failed the row: the first failure ends it, and what
+/// earlier repeats measured is dropped with it ([`measure`], one repeat at
+/// a time, for runs that interleave rows).
+pub fn measure_repeat(
+    done: &mut Result<Vec<Vec<Sample>>, Failure>,
+    r: u32,
+    repeats: u32,
+    run: impl FnOnce(u32) -> Result<Vec<Sample>>,
+) {
+    let Ok(reps) = done else { return };
+    match run(r) {
+        Ok(s) if !s.is_empty() => reps.push(s),
+        Ok(_) => *done = Err(Failure { repeat: r + 1, repeats, errno: None, message: "no CPU ran the case".into() }),
+        Err(e) => {
+            let errno = e.chain().find_map(|c| c.downcast_ref::<Errno>()).map(Errno::name);
+            *done = Err(Failure { repeat: r + 1, repeats, errno, message: format!("{e:#}") });
         }
     }
-    Ok(done)
 }
 
 /// The median of `v` (sorted in place); NaN for none.
@@ -454,8 +489,11 @@ pub fn row(case: Case, cpus: usize, outcome: Result<Vec<Vec<Sample>>, Failure>) 
         ops_per_sec: None,
         repeat_means_ns: Vec::new(),
         repeat_ops_per_sec: Vec::new(),
+        repeat_medians_ns: Vec::new(),
+        repeat_median_ops_per_sec: Vec::new(),
         latency: None,
         ratio: None,
+        median_ratio: None,
         scaling: None,
         failed: None,
         errno: None,
@@ -479,6 +517,9 @@ pub fn row(case: Case, cpus: usize, outcome: Result<Vec<Vec<Sample>>, Failure>) 
         .iter()
         .map(|rep| rep.iter().map(|s| s.pairs as f64 / (s.total_ns.max(1) as f64 / 1e9)).sum::<f64>())
         .collect();
+    r.repeat_medians_ns = repeats.iter().map(|rep| rep.iter().map(|s| ns(s.median_ps)).sum::<f64>() / rep.len() as f64).collect();
+    r.repeat_median_ops_per_sec =
+        repeats.iter().map(|rep| rep.iter().map(|s| 1e9 / ns(s.median_ps.max(1))).sum::<f64>()).collect();
     let mean = r.repeat_means_ns.iter().sum::<f64>() / r.repeat_means_ns.len() as f64;
     let (lo, hi) = r.repeat_means_ns.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &m| (lo.min(m), hi.max(m)));
     r.ns_per_op = Some(mean);
@@ -506,13 +547,11 @@ pub fn finish(rows: &mut [Row]) {
     let snapshot = rows.to_vec();
     for r in rows.iter_mut() {
         let Some(mean) = r.ns_per_op else { continue };
-        r.ratio = r.case.baseline.as_ref().and_then(|b| {
-            snapshot
-                .iter()
-                .find(|x| &x.case.allocator == b && x.case.same_point(&r.case) && x.cpus == r.cpus)
-                .and_then(|x| x.ns_per_op)
-                .map(|base| mean / base)
+        let base = r.case.baseline.as_ref().and_then(|b| {
+            snapshot.iter().find(|x| &x.case.allocator == b && x.case.same_point(&r.case) && x.cpus == r.cpus)
         });
+        r.ratio = base.and_then(|x| x.ns_per_op).map(|base| mean / base);
+        r.median_ratio = base.and_then(Row::median_ns).zip(r.median_ns()).map(|(base, m)| m / base);
         if r.cpus > 1 {
             let one = snapshot.iter().find(|x| x.case == r.case && x.cpus == 1 && x.ops_per_sec.is_some());
             r.scaling = one.and_then(|one| {
@@ -638,7 +677,7 @@ pub fn run(path: &Path, opt: &Options, progress: bool) -> Result<Report> {
         return Err(error::usage("no bench case matches --filter and --alloc"));
     }
     let bar = if progress {
-        indicatif::ProgressBar::new((cases.len() * opt.cpus.len()) as u64)
+        indicatif::ProgressBar::new((cases.len() * opt.cpus.len()) as u64 * u64::from(opt.repeats))
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -665,15 +704,25 @@ pub fn run(path: &Path, opt: &Options, progress: bool) -> Result<Report> {
         skipped: skipped.into_iter().filter(|s| select_skip(s, opt)).collect(),
         rows: Vec::new(),
     };
+    // Repeats run in passes over the whole matrix, not one row's repeats
+    // back to back: a slow spell of a shared host then lands on every row
+    // a little, not on one row wholly (the median over repeats takes the
+    // rest off).
+    let mut runs = Vec::new();
     for c in &cases {
         let id = table.iter().find(|a| a.name == c.allocator).map(|a| a.id).context("matrix names an allocator outside the table")?;
         for &cpus in &opt.cpus {
-            bar.set_message(format!("{} {} {}", c.group, c.allocator, cpus));
-            let outcome = measure(opt.repeats, |_| run_parallel(path, id, c, opt, cpus));
-            report.rows.push(row(c.clone(), cpus, outcome));
+            runs.push((c, id, cpus, Ok(Vec::new())));
+        }
+    }
+    for r in 0..opt.repeats {
+        for (c, id, cpus, done) in runs.iter_mut() {
+            bar.set_message(format!("{} {} {} (repeat {} of {})", c.group, c.allocator, cpus, r + 1, opt.repeats));
+            measure_repeat(done, r, opt.repeats, |_| run_parallel(path, *id, c, opt, *cpus));
             bar.inc(1);
         }
     }
+    report.rows = runs.into_iter().map(|(c, _, cpus, done)| row(c.clone(), cpus, done)).collect();
     bar.finish_and_clear();
     finish(&mut report.rows);
     report.sheaf_capacity_64 = read_trim("/sys/kernel/slab/rkalloc_peer_64/sheaf_capacity");
@@ -1015,12 +1064,17 @@ mod tests {
         assert!((r.spread.unwrap() - 0.2).abs() < 1e-9);
         assert_eq!((r.sample_min_ns, r.sample_median_ns, r.sample_max_ns), (Some(80.0), Some(100.0), Some(130.0)));
         assert_eq!(r.repeat_ops_per_sec, [1e6, 1e6, 1e6]);
+        assert_eq!(r.repeat_medians_ns, [100.0, 110.0, 90.0]);
+        assert_eq!(r.median_ns(), Some(100.0));
+        assert_eq!(r.repeat_median_ops_per_sec, [1e7, 1e9 / 110.0, 1e9 / 90.0]);
         assert_eq!(r.failed, None);
         assert_eq!(r.latency, None);
         // Two CPUs: throughput adds up, the mean is per pair.
         let r = row(case("a", None), 2, Ok(vec![vec![sample(100_000), sample(120_000)]]));
         assert_eq!(r.ns_per_op, Some(110.0));
         assert_eq!(r.ops_per_sec, Some(2e6));
+        assert_eq!(r.repeat_medians_ns, [110.0]);
+        assert_eq!(r.repeat_median_ops_per_sec, [1e9 / 100.0 + 1e9 / 120.0]);
     }
 
     #[test]
@@ -1051,6 +1105,25 @@ mod tests {
         let rep = report(vec![r]);
         assert!(render(&rep).contains("FAILED (ENOMEM): repeat 2 of 3"));
         assert_eq!(error::classify(&failures(&rep).unwrap_err()), error::Class::Refused);
+        // Interleaved rows: a row that failed runs no more repeats, the
+        // others go on.
+        let mut rows = [Ok(Vec::new()), Ok(Vec::new())];
+        let mut calls = [0, 0];
+        for r in 0..3 {
+            for (i, done) in rows.iter_mut().enumerate() {
+                measure_repeat(done, r, 3, |r| {
+                    calls[i] += 1;
+                    if i == 0 && r == 1 {
+                        Err(anyhow::Error::new(err))
+                    } else {
+                        Ok(vec![sample(1_000_000)])
+                    }
+                });
+            }
+        }
+        assert_eq!(calls, [2, 3]);
+        assert_eq!(rows[0].as_ref().unwrap_err().repeat, 2);
+        assert_eq!(rows[1].as_ref().unwrap().len(), 3);
         // Every repeat ran when none failed.
         let mut n = 0;
         assert_eq!(measure(4, |_| { n += 1; Ok(vec![sample(1_000_000)]) }).unwrap().len(), 4);
@@ -1091,6 +1164,7 @@ mod tests {
         rows[3].ops_per_sec = Some(3e6);
         finish(&mut rows);
         assert_eq!(rows[1].ratio, Some(0.5));
+        assert_eq!(rows[1].median_ratio, Some(0.5));
         assert_eq!(rows[3].ratio, Some(0.25));
         assert_eq!(rows[0].ratio, None);
         assert_eq!(rows[2].scaling, Some(Scaling { ratio: 2.0, low: 2.0, high: 2.0 }));
@@ -1133,9 +1207,9 @@ mod tests {
 
     #[test]
     fn older_reports_still_load() {
-        // docs/bench has reports of the ABI v1 bench (p50_ns/p99_ns, no
+        // docs/bench/v1 has reports of the ABI v1 bench (p50_ns/p99_ns, no
         // units or build): they load, and print with their mode's units.
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/icount.json");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/v1/icount.json");
         let r = load(&path).unwrap();
         assert_eq!(r.mode, "icount");
         assert!(r.rows.len() > 20);

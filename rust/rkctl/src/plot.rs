@@ -1,8 +1,11 @@
 //! Plots of a bench report (SVG or PNG, drawn with plotters), each naming
-//! the timing mode and its unit: the mean per alloc+free pair of every
-//! single-CPU case with the sample min..max as a whisker; the 64 B object
-//! batch sweep as one curve per allocator and pattern; with several CPU
-//! counts, throughput over one CPU for each case with the repeats' range.
+//! the timing mode and its unit: the figure per alloc+free pair of every
+//! single-CPU case with a whisker; the 64 B object batch sweep as one curve
+//! per allocator and pattern; with several CPU counts, throughput over one
+//! CPU for each case with the repeats' range. The figure is the median of
+//! the repeats' median samples with the repeats' range as the whisker
+//! where the report records them ([`Row::median_ns`]: a sample the host
+//! preempted cannot move it), else the mean with the sample min..max.
 use crate::bench::{axis_unit, Report, Row};
 use crate::canvas::{self, Picture};
 use anyhow::Result;
@@ -63,7 +66,7 @@ type Curve = Vec<(u32, f64)>;
 fn sweep(r: &Report, cpus: usize) -> BTreeMap<(String, String), Curve> {
     let mut m: BTreeMap<(String, String), Curve> = BTreeMap::new();
     for x in r.rows.iter().filter(|x| x.cpus == cpus && x.case.group.starts_with("64 B objects") && x.case.pattern.starts_with("batch")) {
-        if let Some(ns) = x.ns_per_op {
+        if let Some(ns) = figure(x) {
             m.entry((x.case.allocator.clone(), x.case.pattern.clone())).or_default().push((x.case.batch, ns));
         }
     }
@@ -73,6 +76,16 @@ fn sweep(r: &Report, cpus: usize) -> BTreeMap<(String, String), Curve> {
         v.len() > 1
     });
     m
+}
+
+/// A row's figure: its median where the report has one, else its mean.
+fn figure(x: &Row) -> Option<f64> {
+    x.median_ns().or(x.ns_per_op)
+}
+
+/// Whether the plots show medians (every row that ran has them).
+fn medians(r: &Report) -> bool {
+    r.rows.iter().filter(|x| x.ns_per_op.is_some()).all(|x| !x.repeat_medians_ns.is_empty())
 }
 
 /// Draws `r` into `out`, an .svg or .png file.
@@ -134,20 +147,33 @@ impl Picture for Plot<'_> {
             format!("{}{batch} | {}", x.case.group, x.case.allocator)
         };
 
-        // Means with the sample min..max, log scale.
-        let max = rows.iter().map(|x| x.sample_max_ns.or(x.ns_per_op).unwrap_or(1.0)).fold(1.0, f64::max) * 1.5;
+        // Medians with the repeats' range (or means with the sample
+        // min..max), log scale.
+        let med = medians(r);
+        let whisker = |x: &Row| {
+            let range = if med {
+                let v = &x.repeat_medians_ns;
+                Some((v.iter().copied().fold(f64::MAX, f64::min), v.iter().copied().fold(f64::MIN, f64::max)))
+            } else {
+                x.sample_min_ns.zip(x.sample_max_ns)
+            };
+            range.map(|(lo, hi)| (lo.max(1.0), hi.max(1.0)))
+        };
+        let max = rows.iter().map(|x| whisker(x).map(|w| w.1).or(figure(x)).unwrap_or(1.0)).fold(1.0, f64::max) * 1.5;
+        let ratio = |x: &Row| if med { x.median_ratio } else { x.ratio };
         let labels: Vec<String> =
-            rows.iter().map(|x| format!("{}{}", label(x), x.ratio.map_or(String::new(), |v| format!(" ({v:.2}x)")))).collect();
-        let bars: Vec<Bar> = rows
-            .iter()
-            .map(|x| {
-                let whisker = x.sample_min_ns.zip(x.sample_max_ns).map(|(lo, hi)| (lo.max(1.0), hi.max(1.0)));
-                (x.ns_per_op.unwrap_or(1.0).max(1.0), whisker, self.color(&x.case.allocator))
-            })
-            .collect();
+            rows.iter().map(|x| format!("{}{}", label(x), ratio(x).map_or(String::new(), |v| format!(" ({v:.2}x)")))).collect();
+        let bars: Vec<Bar> =
+            rows.iter().map(|x| (figure(x).unwrap_or(1.0).max(1.0), whisker(x), self.color(&x.case.allocator))).collect();
+        let what = if med {
+            "median per alloc+free pair (median of the repeats' median samples)"
+        } else {
+            "mean per alloc+free pair"
+        };
+        let span = if med { "whisker: the repeats' medians, min..max" } else { "whisker: sample min..max" };
         bar_chart(
             &top,
-            format!("mean per alloc+free pair, {cpus} CPU ({} mode{build}); whisker: sample min..max; grey = kernel", r.mode),
+            format!("{what}, {cpus} CPU ({} mode{build}); {span}; grey = kernel", r.mode),
             format!("{unit} per pair, log scale"),
             (1.0..max).log_scale(),
             1.0,
@@ -158,7 +184,14 @@ impl Picture for Plot<'_> {
         if !sweep.is_empty() {
             let ymax = sweep.values().flatten().map(|p| p.1).fold(1.0, f64::max) * 1.15;
             let mut chart = ChartBuilder::on(&middle)
-                .caption(format!("64 B objects: batch size sweep, mean per pair, {cpus} CPU ({} mode)", r.mode), ("sans-serif", 16))
+                .caption(
+                    format!(
+                        "64 B objects: batch size sweep, {} per pair, {cpus} CPU ({} mode)",
+                        if medians(r) { "median" } else { "mean" },
+                        r.mode
+                    ),
+                    ("sans-serif", 16),
+                )
                 .margin(20)
                 .x_label_area_size(36)
                 .y_label_area_size(70)
@@ -266,7 +299,7 @@ mod tests {
 
     #[test]
     fn plots_name_mode_and_unit() {
-        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/icount.json")).unwrap();
+        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/v1/icount.json")).unwrap();
         let s = svg_of(&r);
         assert!(s.contains("icount mode"), "no mode in the plot");
         assert!(s.contains("guest instructions (-icount) per pair"), "no unit on the axis");
@@ -291,7 +324,7 @@ mod tests {
             }
         }
         finish(&mut rows);
-        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/icount.json")).unwrap();
+        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/v1/icount.json")).unwrap();
         r.mode = "uml-native".into();
         r.build = "clang 19, -mcmodel=large".into();
         r.allocators = t;
@@ -307,6 +340,13 @@ mod tests {
         for text in ["uml-native mode", "batch size sweep", "throughput on N CPUs over 1 CPU", "ns of real time (UML, native) per pair"] {
             assert!(s.contains(text), "no {text:?} in the plot");
         }
+        // Rows with the repeats' medians plot medians; older reports, means.
+        assert!(s.contains("median per alloc+free pair (median of the repeats"), "no median caption");
+        let mut old = full_report();
+        for x in &mut old.rows {
+            x.repeat_medians_ns.clear();
+        }
+        assert!(svg_of(&old).contains("mean per alloc+free pair"));
         let out = std::env::temp_dir().join(format!("rkctl-full-{}.png", std::process::id()));
         draw(&r, &out).unwrap();
         let len = std::fs::metadata(&out).unwrap().len();
@@ -322,7 +362,7 @@ mod tests {
 
     #[test]
     fn the_batch_sweep_is_a_series() {
-        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/icount.json")).unwrap();
+        let mut r = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/bench/v1/icount.json")).unwrap();
         let c = |alloc: &str, batch| Case {
             group: "64 B objects, batch".into(),
             allocator: alloc.into(),
