@@ -1,12 +1,9 @@
 # Guest side of scripts/capture-trace (not a test): records the kernel's own
 # kmem:kmalloc and kmem:kfree tracepoints through tracefs while a workload
 # runs, and converts the first OPS events into rkctl replay's format
-# (`a ID SIZE`, `f ID`) in /out/kmem-WORKLOAD.trace.
+# (`a ID SIZE`, `f ID`, with kmem2trace.awk: ids in order of allocation, no
+# pointer) in /out/kmem-WORKLOAD.trace.
 #   sh capture-kmem.sh OPS WORKLOAD...   (workloads: fs exec module)
-# Ids are numbered in order of allocation, so no pointer (hashed or not)
-# leaves the guest; a free of a pointer allocated before tracing started is
-# dropped, and a kmalloc of a pointer still live (its kfree was lost) first
-# frees it.
 set -eu
 ops=$1; shift
 T=/sys/kernel/tracing
@@ -38,26 +35,6 @@ for w in "$@"; do
     echo 0 > $T/tracing_on
     echo 0 > $T/events/kmem/kmalloc/enable
     echo 0 > $T/events/kmem/kfree/enable
-    awk -v max="$ops" -v w="$w" '
-        BEGIN { print "# kmem:kmalloc/kmem:kfree of the rkalloc guest during the \"" w "\" workload (scripts/capture-trace)" }
-        function field(name,   i) {
-            for (i = 1; i <= NF; i++) if (index($i, name "=") == 1) return substr($i, length(name) + 2)
-            return ""
-        }
-        / kmalloc: / {
-            p = field("ptr"); n = field("bytes_req")
-            if (p == "" || p ~ /^(0x)?0+$/ || p == "(null)" || n + 0 <= 0) next
-            if (p in id) { print "f " id[p]; ops++; lost++ }
-            id[p] = next_id++
-            print "a " id[p] " " n; ops++
-        }
-        / kfree: / {
-            p = field("ptr")
-            if (!(p in id)) next
-            print "f " id[p]; delete id[p]; ops++
-        }
-        ops >= max { exit }
-        END { print "# " ops " ops, " lost + 0 " frees not seen" }
-    ' $T/trace > /out/kmem-$w.trace
+    awk -v max="$ops" -v w="$w" -f "$(dirname "$0")/kmem2trace.awk" $T/trace > /out/kmem-$w.trace
     echo "capture: $w: $(grep -c '^a' /out/kmem-$w.trace) allocs, $(grep -c '^f' /out/kmem-$w.trace) frees"
 done
