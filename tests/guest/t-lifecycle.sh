@@ -1,4 +1,5 @@
-# Lifecycle torture: rklife= rounds (kernel command line; default 50) of
+# Lifecycle torture: rklife= rounds (kernel command line; default 50;
+# make test runs 50 on the default kernel and 10 on the debug one) of
 # insmod, a short stress on every kind and allocator (rklife_ops= ops,
 # default 600), rmmod. Each round must load and unload cleanly (device and
 # debugfs directory come and go, no "still in use" at teardown), and leave

@@ -8,7 +8,7 @@
 # corruption or a failed check fails it) and everything comes back once
 # it ends.
 . ./lib.sh
-dur=$(param rkpressure_secs $((10 * (1 + DEBUG_KERNEL))))
+dur=$(param rkpressure_secs 10)
 # The test's processes are never the OOM killer's choice; the hog always is.
 echo -1000 > /proc/self/oom_score_adj || fail "cannot set oom_score_adj"
 assert_quiet "before the pressure"

@@ -8,10 +8,12 @@
 #    frees, and almost none looks like a kernel address (a hash begins with
 #    ffff once in 65536; every address of the direct map, vmalloc or the
 #    module area does). With the events off, nothing is recorded.
-#  - The guest's own kmem:kmalloc/kmem:kfree capture, imported with rkctl
-#    import --from trace-cmd (tracefs's trace file is trace-cmd's format),
-#    gives the same trace as the awk converter of capture-kmem.sh, keeps
-#    no pointer, and replays on every allocator that can serve it.
+#  - The guest's own kmem:kmalloc/kmem:kfree capture (capture.sh, the guest
+#    side of scripts/capture-trace), imported with rkctl import --from
+#    trace-cmd (tracefs's trace file is trace-cmd's format), gives the same
+#    trace as capture.sh's converter, keeps no pointer, and replays on
+#    every allocator that can serve it; so does a capture of rkalloc's own
+#    events during a stress.
 . ./lib.sh
 T=/sys/kernel/tracing
 for e in rk_alloc rk_free; do [ -d $T/events/rkalloc/$e ] || fail "no tracepoint rkalloc:$e in $T/events"; done
@@ -103,15 +105,10 @@ echo > $T/trace
 $RKCTL stress --threads 2 --ops 500 --quiet > /dev/null || fail "stress with the events off"
 grep -q 'rk_alloc:\|rk_free:' $T/trace && fail "events recorded while they were off"
 
-# rkctl import of the guest's own kmem capture.
-echo > $T/trace
-echo 1 > $T/events/kmem/kmalloc/enable && echo 1 > $T/events/kmem/kfree/enable || fail "cannot enable kmem events"
-find / -xdev > /dev/null 2>&1
-for f in /proc/[0-9]*/status /proc/meminfo $D/*; do cat "$f" > /dev/null 2>&1; done
-i=0; while [ $i -lt 20 ]; do ls -l /proc/self/ | wc -l > /dev/null; i=$((i + 1)); done
-echo 0 > $T/events/kmem/kmalloc/enable; echo 0 > $T/events/kmem/kfree/enable
-cp $T/trace /tmp/kmem.txt
-echo > $T/trace
+# rkctl import of the guest's own kmem capture (capture.sh, the guest side
+# of scripts/capture-trace, keeps the raw tracefs lines too).
+sh ./capture.sh kmem 100000 fs || fail "capture.sh kmem"
+cp /out/kmem-fs.events /tmp/kmem.txt
 events=$(grep -c ' kmalloc: ' /tmp/kmem.txt)
 [ "$events" -gt 100 ] || fail "only $events kmalloc events captured"
 $RKCTL import --from trace-cmd /tmp/kmem.txt -o /tmp/kmem.trace || fail "rkctl import --from trace-cmd"
@@ -122,12 +119,23 @@ echo "import: $events kmalloc events -> $a allocations, $f frees"
 awk '/^a / { if ($2 != n++ || $3 <= 0) { print; bad = 1 } } /^[^#af]/ { print; bad = 1 } END { exit bad }' /tmp/kmem.trace \
     || fail "imported trace: ids not dense in allocation order, or a bad line"
 addr=$(grep -ciE 'ffff[89a-f][0-9a-f]{11}' /tmp/kmem.trace) && fail "the imported trace holds $addr pointers"
-# The same capture through capture-kmem.sh's converter gives the same ops.
-awk -f ./kmem2trace.awk /tmp/kmem.txt | grep -v '^#' > /tmp/kmem-awk.trace
-grep -v '^#' /tmp/kmem.trace > /tmp/kmem-ops.trace
-cmp -s /tmp/kmem-ops.trace /tmp/kmem-awk.trace || { diff /tmp/kmem-ops.trace /tmp/kmem-awk.trace | head; fail "rkctl import and capture-kmem.sh's converter disagree"; }
+# capture.sh's own converter made the same ops from the same lines.
+grep -v '^#' /tmp/kmem.trace > /tmp/kmem-import.ops
+grep -v '^#' /out/kmem-fs.trace > /tmp/kmem-awk.ops
+cmp -s /tmp/kmem-import.ops /tmp/kmem-awk.ops || { diff /tmp/kmem-import.ops /tmp/kmem-awk.ops | head; fail "rkctl import and capture.sh's converter disagree"; }
 $RKCTL --json replay --repeats 1 /tmp/kmem.trace > /tmp/replay.json || { cat /tmp/replay.json; fail "replay of the imported trace"; }
 ran=$(grep -c '"skipped": null' /tmp/replay.json)
 [ "$ran" -ge 4 ] || fail "only $ran allocators replayed the imported trace"
 echo "replayed the imported trace on $ran allocators"
+# rkalloc's own events as a trace (scripts/capture-trace --events rkalloc):
+# a stress of every kind, replayed in turn on every allocator.
+sh ./capture.sh rkalloc 20000 stress || fail "capture.sh rkalloc"
+a=$(grep -c '^a ' /out/rkalloc-stress.trace)
+[ "$a" -gt 1000 ] || fail "only $a allocations in the capture of rkalloc's events"
+grep -q ' rk_alloc: allocator=' /out/rkalloc-stress.events || fail "no raw rk_alloc lines kept"
+$RKCTL --json replay --repeats 1 /out/rkalloc-stress.trace > /tmp/replay.json || { cat /tmp/replay.json; fail "replay of rkalloc's own events"; }
+ran=$(grep -c '"skipped": null' /tmp/replay.json)
+[ "$ran" -ge 4 ] || fail "only $ran allocators replayed rkalloc's own events"
+echo "rkalloc's own events: $a allocations, replayed on $ran allocators"
+rm -f /out/kmem-fs.* /out/rkalloc-stress.*
 assert_quiet "after tracing"
