@@ -18,31 +18,30 @@ expect_eq "$(echo "$lines" | wc -l)" 4 "arena lines"
 one=$(echo "$lines" | sed -n 1p) two=$(echo "$lines" | sed -n 2p)
 three=$(echo "$lines" | sed -n 3p) four=$(echo "$lines" | sed -n 4p)
 expect_eq "$(echo "$one" | wc -w)" 20 "columns in an arena line"
-# Columns: 3 size, 4 used, 5 padding, 6 tail, 7 free, 9 live.
-f() { echo "$2" | awk -v c="$1" '{print $c}'; }
-expect_eq "$(f 2 "$one")" 1 "regions of a fresh arena"
-expect_eq "$(f 3 "$one")" 65536 "first region"
-expect_eq "$(f 9 "$one")" 13 "live allocations"
-expect_eq "$(f 11 "$one")" 0 "failures (growing is not failing)"
+f() { rowcol $D/arenas "$1" "$2"; }
+expect_eq "$(f regions "$one")" 1 "regions of a fresh arena"
+expect_eq "$(f size "$one")" 65536 "first region"
+expect_eq "$(f live "$one")" 13 "live allocations"
+expect_eq "$(f failures "$one")" 0 "failures (growing is not failing)"
 used=0; for a in 1 2 4 8 16 32 64 128 256 512 1024 2048 4096; do used=$((used + a + 3)); done
-expect_eq "$(f 4 "$one")" $used "used bytes"
-expect_eq $(( $(f 4 "$one") + $(f 5 "$one") + $(f 6 "$one") + $(f 7 "$one") )) 65536 "used + padding + tail + free"
-[ "$(f 5 "$one")" -gt 0 ] || fail "aligned allocations left no padding"
+expect_eq "$(f used "$one")" $used "used bytes"
+expect_eq $(( $(f used "$one") + $(f padding "$one") + $(f tail "$one") + $(f free "$one") )) 65536 "used + padding + tail + free"
+[ "$(f padding "$one")" -gt 0 ] || fail "aligned allocations left no padding"
 # 1 MiB does not fit the rest of the first region: a fresh region, and the
 # first one's tail is retired.
-expect_eq "$(f 2 "$two")" 2 "regions after a large allocation"
-[ "$(f 6 "$two")" -gt 0 ] || fail "no retired tail: $two"
-handed=$(( $(f 4 "$two") + $(f 5 "$two") + $(f 6 "$two") ))
+expect_eq "$(f regions "$two")" 2 "regions after a large allocation"
+[ "$(f tail "$two")" -gt 0 ] || fail "no retired tail: $two"
+handed=$(( $(f used "$two") + $(f padding "$two") + $(f tail "$two") ))
 echo "$out" | grep -q "^arena-reset: ok reclaimed $handed bytes 14 allocations" || fail "reset did not reclaim $handed bytes and 14 allocations"
 # After the reset: nothing live, one reset recorded, the small region given back.
-expect_eq "$(f 9 "$three")" 0 "live after reset"
-expect_eq "$(f 14 "$three")" 1 "resets"
-expect_eq "$(f 15 "$three")" "$handed" "last reset's bytes"
-expect_eq "$(f 16 "$three")" 14 "last reset's allocations"
-expect_eq "$(f 2 "$three")" 1 "regions kept after reset"
-expect_eq "$(f 3 "$three")" 1048576 "the larger region is kept"
-expect_eq "$(f 9 "$four")" 1 "live after a new allocation"
-expect_eq "$(f 20 "$four")" 1 "regions released"
+expect_eq "$(f live "$three")" 0 "live after reset"
+expect_eq "$(f resets "$three")" 1 "resets"
+expect_eq "$(f last_reset_bytes "$three")" "$handed" "last reset's bytes"
+expect_eq "$(f last_reset_allocs "$three")" 14 "last reset's allocations"
+expect_eq "$(f regions "$three")" 1 "regions kept after reset"
+expect_eq "$(f size "$three")" 1048576 "the larger region is kept"
+expect_eq "$(f live "$four")" 1 "live after a new allocation"
+expect_eq "$(f released "$four")" 1 "regions released"
 expect_eq "$(sed 1d $D/arenas | wc -l)" 0 "arena lines after the fd closed"
 $RKCTL stress --alloc arena,heap --threads 2 --ops 6000 --seed 3 --quiet || fail "stress on heaps and arenas"
 expect_eq "$(kv $D/pool used_pages)" 0 "pool pages used after stress"

@@ -10,7 +10,7 @@ out=$($RKCTL heap create:9=EINVAL create:first-fit:flags2=EINVAL create:best-fit
 echo "$out"
 # The failed allocations of the second line counted nothing: the heap's
 # first line shows exactly one allocation and no failure.
-line=$(echo "$out" | grep "^heaps: [0-9]")
-expect_eq "$(echo "$line" | awk '{print $15, $16, $18}')" "1 1 0" "live, allocs, failures after refused requests"
+line=$(echo "$out" | sed -n 's/^heaps: \([0-9]\)/\1/p')
+expect_eq "$(rowcol $D/heaps live "$line") $(rowcol $D/heaps allocs "$line") $(rowcol $D/heaps failures "$line")" "1 1 0" "live, allocs, failures after refused requests"
 echo "$out" | grep -q "^arena-reset: ok reclaimed 100 bytes 1 allocations" || fail "arena reset did not reclaim the one allocation"
 grep -q '^heaps: ok' $D/check || fail "check: $(cat $D/check)"

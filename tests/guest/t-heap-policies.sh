@@ -10,13 +10,13 @@ for p in first-fit next-fit best-fit segregated-fit; do
             verify:0 verify:3 verify:4 verify:5 free:1 free:3 alloc:33 verify:2 verify:6 show \
             reset free:0=EINVAL verify:5=EINVAL alloc:100 verify:7 free:7 check \
             destroy alloc:1=EINVAL reset=EINVAL free:2=EINVAL check) || fail "$p$dbg: $out"
-        line=$(echo "$out" | grep "^heaps: [0-9]")
+        line=$(echo "$out" | sed -n 's/^heaps: \([0-9]\)/\1/p')
         echo "$line"
         # 64 KiB, then regions for 200000 bytes and for 1 MiB.
-        [ "$(echo "$line" | awk '{print $5}')" -ge 3 ] || fail "$p$dbg did not grow: $line"
-        expect_eq "$(echo "$line" | awk '{print $15}')" 5 "$p$dbg live blocks"
+        [ "$(rowcol $D/heaps regions "$line")" -ge 3 ] || fail "$p$dbg did not grow: $line"
+        expect_eq "$(rowcol $D/heaps live "$line")" 5 "$p$dbg live blocks"
         # Requests served by growing are not failures.
-        expect_eq "$(echo "$line" | awk '{print $18}')" 0 "$p$dbg failures"
+        expect_eq "$(rowcol $D/heaps failures "$line")" 0 "$p$dbg failures"
         expect_eq "$(sed 1d $D/heaps | wc -l)" 0 "$p$dbg heap lines after close"
     done
 done
@@ -28,13 +28,13 @@ expect_eq "$(kv $D/pool used_pages)" "$base" "pool pages after every heap is gon
 # (leaving 384), the 128-byte one under best and segregated fit (leaving
 # the 512-byte block whole).
 layout="alloc:256 alloc:16 alloc:128 alloc:16 alloc:512 alloc:16 alloc:64 alloc:16"
-rest=$($RKCTL heap create:first-fit:4096 $layout show | awk '/^heaps: [0-9]/ {print $9}')
+rest=$(rowcol $D/heaps largest_free "$($RKCTL heap create:first-fit:4096 $layout show | sed -n 's/^heaps: \([0-9]\)/\1/p')")
 [ "$rest" -gt 0 ] || fail "no room left in the crafted heap"
 for pw in first-fit:384 next-fit:384 best-fit:512 segregated-fit:512; do
     p=${pw%:*} want=${pw#*:}
     out=$($RKCTL heap create:$p:4096 $layout alloc:$rest free:0 free:2 free:4 free:6 alloc:100 show) || fail "$p: $out"
-    line=$(echo "$out" | grep "^heaps: [0-9]")
-    expect_eq "$(echo "$line" | awk '{print $8}')" 832 "$p free bytes"
-    expect_eq "$(echo "$line" | awk '{print $9}')" "$want" "$p largest free block after the pick"
+    line=$(echo "$out" | sed -n 's/^heaps: \([0-9]\)/\1/p')
+    expect_eq "$(rowcol $D/heaps free "$line")" 832 "$p free bytes"
+    expect_eq "$(rowcol $D/heaps largest_free "$line")" "$want" "$p largest free block after the pick"
 done
 grep -q '^heaps: ok' $D/check || fail "check: $(cat $D/check)"

@@ -13,5 +13,5 @@ exec 3>&-
 rmmod rkalloc || fail "rmmod failed after close"
 [ -e /dev/rkalloc ] && fail "/dev/rkalloc still present after rmmod"
 [ -d $D ] && fail "debugfs directory still present after rmmod"
-insmod /rkalloc/rkalloc.ko >/dev/null || fail "reloading the module failed"
+insmod $KO || fail "reloading the module failed"
 [ -c /dev/rkalloc ] || fail "/dev/rkalloc missing after reload"

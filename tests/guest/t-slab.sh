@@ -20,16 +20,16 @@ tail -n +3 $info | while read -r name a n sz per pages c1 t1 lim bat sh c2 t2 ac
 done || exit 1
 expect_eq "$(tail -n +3 $info | wc -l)" "$(kv $D/info nr_caches)" "one line per cache"
 for c in 8 16 32 64 96 128 192 256 512 1k 2k 4k 8k; do
-    ours=$(grep "^rkmalloc-$c " $info) || fail "no slabinfo line for rkmalloc-$c"
-    set -- $ours
-    size=$4 per=$5 pages=$6
+    size=$(col $info objsize rkmalloc-$c) per=$(col $info objperslab rkmalloc-$c) pages=$(col $info pagesperslab rkmalloc-$c)
+    [ -n "$size" ] || fail "no slabinfo line for rkmalloc-$c"
     case $c in *k) want=$(( ${c%k} * 1024 )) ;; *) want=$c ;; esac
     expect_eq "$size" "$want" "objsize of rkmalloc-$c"
-    slub=$(grep "^kmalloc-$c " /proc/slabinfo 2>/dev/null) || continue
-    set -- $slub
+    [ -r /proc/slabinfo ] || continue
+    sper=$(col /proc/slabinfo objperslab kmalloc-$c) spages=$(col /proc/slabinfo pagesperslab kmalloc-$c)
+    [ -n "$sper" ] || continue
     # objects per page: ours/pages >= slub/slub_pages, cross-multiplied.
-    [ $((per * $6)) -ge $(($5 * pages)) ] || fail "rkmalloc-$c packs $per objects in $pages pages, SLUB's kmalloc-$c $5 in $6"
-    echo "rkmalloc-$c: $per objects in $pages pages; SLUB's kmalloc-$c: $5 in $6"
+    [ $((per * spages)) -ge $((sper * pages)) ] || fail "rkmalloc-$c packs $per objects in $pages pages, SLUB's kmalloc-$c $sper in $spages"
+    echo "rkmalloc-$c: $per objects in $pages pages; SLUB's kmalloc-$c: $sper in $spages"
 done
 # Drive the caches, then every counter must add up and nothing may be
 # flagged; a shrink empties the size classes completely.
