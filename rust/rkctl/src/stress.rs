@@ -22,7 +22,7 @@
 //! Any corruption (a verify mismatch, EUCLEAN, a conformance count) or
 //! errno the command does not expect fails the run.
 use crate::{
-    device::{Device, Errno},
+    device::{Device, Errno, KResult},
     error,
     table::{self, Allocator},
     uapi,
@@ -288,6 +288,30 @@ impl ThreadResult {
     }
 }
 
+/// How often a release command that answered ENOMEM is tried again.
+/// The header lists ENOMEM for OBJ_FREE, HEAP_RESET, HEAP_DESTROY and
+/// ARENA_RESET (their handle-table removals reserve memory; FREE and
+/// CACHE_DESTROY never answer it, and are not retried), and a failed call
+/// changes nothing, so the handles are still live and the call can be made
+/// again; under fault injection (`--make-it-fail`, 10%) 64 failures in a
+/// row would take a chance of 10^-64.
+const RELEASE_TRIES: u32 = 64;
+
+/// `op`, made again while it answers ENOMEM (at most [`RELEASE_TRIES`]
+/// times); each ENOMEM counts for `kind`.
+fn release<T>(r: &mut ThreadResult, kind: Kind, mut op: impl FnMut() -> KResult<T>) -> KResult<T> {
+    let mut tries = 1;
+    loop {
+        match op() {
+            Err(e) if e.errno == libc::ENOMEM && tries < RELEASE_TRIES => {
+                r.per.entry(kind).or_default().enomem += 1;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// One allocation of `kind`, of a random size.
 fn alloc(dev: &Device, kind: Kind, rng: &mut SmallRng, cfg: &Config, nr_policies: u32, ctx: &mut Ctx) -> Result<u64, Errno> {
     match kind {
@@ -393,7 +417,7 @@ fn conform_one(dev: &Device, a: &Allocator, seed: u64, steps: u64, cfg: &Config,
 /// cache, which must succeed: no object of it is live any more.
 fn drop_cache(dev: &Device, ctx: &mut Ctx, r: &mut ThreadResult) {
     if !ctx.objects.is_empty() {
-        if let Err(e) = dev.obj_free(&ctx.objects) {
+        if let Err(e) = release(r, Kind::Object, || dev.obj_free(&ctx.objects)) {
             r.error(format!("free unused objects: {e}"));
         }
         ctx.objects.clear();
@@ -420,7 +444,7 @@ fn reset(dev: &Device, kind: Kind, rng: &mut SmallRng, ctx: &mut Ctx, live: &mut
         verify_one(dev, kind, handle, pattern, r);
     }
     let done = match kind {
-        Kind::Arena => dev.arena_reset().map(|(_, allocs)| {
+        Kind::Arena => release(r, kind, || dev.arena_reset()).map(|(_, allocs)| {
             if allocs != ctx.arena_allocs {
                 r.error(format!("arena reset reclaimed {allocs} allocations, expected {}", ctx.arena_allocs));
             }
@@ -430,15 +454,15 @@ fn reset(dev: &Device, kind: Kind, rng: &mut SmallRng, ctx: &mut Ctx, live: &mut
         Kind::Heap => match ctx.heap {
             Some(h) if rng.gen_bool(0.3) => {
                 ctx.heap = None;
-                dev.heap_destroy(h)
+                release(r, kind, || dev.heap_destroy(h))
             }
-            Some(h) => dev.heap_reset(h),
+            Some(h) => release(r, kind, || dev.heap_reset(h)),
             None => Ok(()),
         }
         .map(|()| r.per.entry(kind).or_default().frees += dropped.len() as u64),
         Kind::Object => {
             let handles: Vec<u64> = dropped.iter().map(|&(h, _)| h).collect();
-            let freed = handles.chunks(uapi::RKALLOC_MAX_BATCH as usize).try_for_each(|c| dev.obj_free(c));
+            let freed = handles.chunks(uapi::RKALLOC_MAX_BATCH as usize).try_for_each(|c| release(r, kind, || dev.obj_free(c)));
             if freed.is_ok() {
                 r.per.entry(kind).or_default().frees += dropped.len() as u64;
                 drop_cache(dev, ctx, r);
@@ -563,7 +587,7 @@ fn run_thread(w: &Work<'_>, id: usize) -> Result<ThreadResult> {
         reset(&dev, Kind::Arena, &mut rng, &mut ctx, &mut live, &mut r);
     }
     if let Some(h) = ctx.heap.take() {
-        if let Err(e) = dev.heap_destroy(h) {
+        if let Err(e) = release(&mut r, Kind::Heap, || dev.heap_destroy(h)) {
             r.error(format!("destroy heap: {e}"));
         }
     }
