@@ -12,7 +12,7 @@
 //! replay`, `rkctl stress` (the conformance run), KUnit and
 //! `/sys/kernel/debug/rkalloc/allocators` is in this file: the
 //! [`Allocator`] impl and the [`Descriptor`] that [`register`] adds. The
-//! table (`registry.rs`) has one line for it.
+//! table (`allocators!` in `mod.rs`) has one line for it.
 
 use super::api::{Allocator, Class, Descriptor};
 use crate::{

@@ -25,7 +25,7 @@
 //! before the capture started are dropped, and counted in a comment, as
 //! are frees of NULL, failed (NULL) and zero-size allocations (and their
 //! frees), allocations over a pointer still live (its free was lost: it is
-//! freed first, as tests/guest/capture-kmem.sh does), and other events.
+//! freed first, as tests/guest/events2trace.awk does), and other events.
 //! A line that is neither an event, a callchain frame, a comment nor a
 //! known header is malformed: the import fails naming its line (or, with
 //! `--skip-bad`, lists it in a comment).
