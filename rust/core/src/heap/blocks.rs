@@ -356,17 +356,21 @@ pub trait BlocksMut: Blocks {
             if self.debug() {
                 self.node(next)?;
             }
-            if self.rd(nr, nb.wrapping_add(PREV)) != Some(me) {
+            // Checked and rewritten through one lookup of its region (often
+            // another region than `f`'s): the last check, so a failure
+            // still leaves everything unwritten.
+            let np = nb.wrapping_add(PREV);
+            let mem = self.bytes_mut(nr).ok_or(corrupt(r, b.wrapping_add(NEXT)))?;
+            if load(mem, np) != Some(me) {
                 return Err(corrupt(r, b.wrapping_add(NEXT)));
             }
+            store(mem, np, prev).ok_or(corrupt(nr, np))?;
         }
         if prev == NIL {
             *head = next;
         } else {
+            // In bounds: read just above.
             self.wr(pr, pb.wrapping_add(NEXT), next)?;
-        }
-        if next != NIL {
-            self.wr(nr, nb.wrapping_add(PREV), prev)?;
         }
         Ok(links)
     }

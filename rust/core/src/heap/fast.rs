@@ -49,7 +49,7 @@ pub(super) fn free<M: RegionMem, P: FitPolicy>(
     regions: &mut Regions<M>,
     p: &mut P,
     ptr: Ptr,
-) -> Result<(), HeapError> {
+) -> Result<bool, HeapError> {
     #[cfg(test)]
     if regions.general {
         return ops::free(&mut regions.op::<false>(), p, ptr);
@@ -189,6 +189,19 @@ mod tests {
         }
     }
 
+    /// Whether region `r` of `h` is one free block: what
+    /// [`Heap::free_emptied`] reports.
+    fn wholly_free(h: &H, r: u32) -> bool {
+        let mut blocks = Vec::new();
+        h.for_each_block(|b| {
+            if b.region == r {
+                blocks.push(b.allocated);
+            }
+        })
+        .unwrap();
+        blocks == [false]
+    }
+
     fn differential(policy: Policy, flags: HeapFlags, seed: u64) {
         let mut fast = H::new(policy, flags);
         let mut slow = H::new(policy, flags);
@@ -221,7 +234,11 @@ mod tests {
                 }
             } else if op < 96 && !live.is_empty() {
                 let p = live.swap_remove(rng.index(live.len()));
-                assert_eq!(fast.free(p), slow.free(p), "{}", what(i));
+                let a = fast.free_emptied(p);
+                assert_eq!(a, slow.free_emptied(p), "{}", what(i));
+                if let (Ok(emptied), false) = (a, damage) {
+                    assert_eq!(emptied, wholly_free(&fast, p.region), "{}", what(i));
+                }
             } else if op < 98 {
                 // Mostly invalid: a random offset, or a double free.
                 let p = if op == 96 || live.is_empty() {
@@ -232,8 +249,8 @@ mod tests {
                 } else {
                     live[rng.index(live.len())]
                 };
-                let a = fast.free(p);
-                assert_eq!(a, slow.free(p), "{}", what(i));
+                let a = fast.free_emptied(p);
+                assert_eq!(a, slow.free_emptied(p), "{}", what(i));
                 if a.is_ok() {
                     live.retain(|&q| q != p);
                 }

@@ -406,6 +406,15 @@ impl<M: RegionMem, const R: usize> Heap<M, R> {
     /// allocation of this heap (double frees included); nothing changes.
     #[inline]
     pub fn free(&mut self, ptr: Ptr) -> Result<(), HeapError> {
+        self.free_emptied(ptr).map(|_| ())
+    }
+
+    /// [`Heap::free`], telling also whether `ptr`'s region is now one
+    /// wholly free block, which [`Heap::remove_region`] would take back.
+    /// The merge knows it, so a caller that gives empty regions back need
+    /// not try every region it frees in.
+    #[inline]
+    pub fn free_emptied(&mut self, ptr: Ptr) -> Result<bool, HeapError> {
         if self.corrupt.is_some() {
             return Err(HeapError::Poisoned);
         }

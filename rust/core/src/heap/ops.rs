@@ -101,15 +101,16 @@ pub(super) fn take<P: FitPolicy>(
     })
 }
 
-/// [`super::Heap::free`] under policy `p`.
+/// [`super::Heap::free`] under policy `p`: whether the freed block's
+/// region is now one wholly free block (known from the merge, at no cost).
 #[inline(always)]
 pub(super) fn free<P: FitPolicy>(
     h: &mut impl BlocksMut,
     p: &mut P,
     ptr: Ptr,
-) -> Result<(), HeapError> {
+) -> Result<bool, HeapError> {
     let (r, b, t) = resolve(h, ptr)?;
-    let (left, right) = neighbours(h, r, b, t.size)?;
+    let (left, right, area) = neighbours(h, r, b, t.size)?;
     let rb = b + t.size;
     // The merged block's list position is where its last free neighbour
     // was.
@@ -148,7 +149,10 @@ pub(super) fn free<P: FitPolicy>(
     c.requested = c.requested.wrapping_sub(payload - u64::from(t.slack));
     c.free_blocks = c.free_blocks.wrapping_add(1).wrapping_sub(absorbed);
     c.frees = c.frees.wrapping_add(1);
-    Ok(())
+    // The merged block lies in the block area: it is all of it iff it
+    // starts at its start and is as long.
+    let (start, end) = area;
+    Ok(ms == start && msize == end - start)
 }
 
 /// The live allocation whose payload starts at `ptr`: its region, header
@@ -170,16 +174,16 @@ pub(super) fn resolve(h: &impl Blocks, ptr: Ptr) -> Result<(u32, u32, Tag), Heap
     Ok((r, p - TAG32, t))
 }
 
-/// The free neighbours of the allocated block `(r, b)` of `size` bytes.
-/// Under DEBUG both are fully validated; otherwise a free neighbour's
-/// header and footer must agree and fit.
+/// What [`neighbours`] finds: the left and right free neighbours, and the
+/// block area.
+type Around = (Option<FreeBlock>, Option<FreeBlock>, (u32, u32));
+
+/// The free neighbours of the allocated block `(r, b)` of `size` bytes,
+/// and the block area `(start, end)` of region `r`. Under DEBUG both
+/// neighbours are fully validated; otherwise a free neighbour's header and
+/// footer must agree and fit.
 #[inline(always)]
-fn neighbours(
-    h: &impl Blocks,
-    r: u32,
-    b: u32,
-    size: u32,
-) -> Result<(Option<FreeBlock>, Option<FreeBlock>), HeapError> {
+fn neighbours(h: &impl Blocks, r: u32, b: u32, size: u32) -> Result<Around, HeapError> {
     let (mem, start, end) = h.area(r).ok_or(HeapError::Invalid)?;
     let debug = h.debug();
     let free = |offset, size| FreeBlock {
@@ -233,7 +237,7 @@ fn neighbours(
             Some(free(rb, rsize))
         }
     };
-    Ok((left, right))
+    Ok((left, right, (start, end)))
 }
 
 /// [`super::Heap::add_region`] under policy `p`, in slot `r` (free). On

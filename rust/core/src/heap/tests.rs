@@ -250,11 +250,32 @@ fn segregated_fit_takes_from_the_right_class() {
 }
 
 #[test]
+fn segregated_fit_tries_its_own_class_head_first() {
+    let seg = Policy::SegregatedFit;
+    // A request of 256 needs a 272-byte block, above the floor of its
+    // class [256, 320): the head of that class, the 272-byte block freed
+    // last, serves it whole before any larger class (the 1024-byte block
+    // of [1024, 1280)) is split.
+    assert_eq!(pick(seg, HeapFlags::NONE, &[256, 1008], &[256]), [0]);
+    assert_eq!(
+        pick(seg, HeapFlags::NONE, &[256, 256, 1008], &[256, 256, 256]),
+        [1, 0, 2]
+    );
+    // A head too small (256 bytes) costs one step; the larger class
+    // serves the request.
+    assert_eq!(pick(seg, HeapFlags::NONE, &[240, 1008], &[256]), [1]);
+    // Exact classes (below 128 bytes, and requests at a class floor) go
+    // to the bitmap at once: 100 needs 128, the floor of [128, 160).
+    assert_eq!(pick(seg, HeapFlags::NONE, &[112, 1008], &[100]), [0]);
+}
+
+#[test]
 fn segregated_fit_searches_its_own_class_last() {
     let seg = Policy::SegregatedFit;
     // Blocks of 304 and 272 bytes share the class [256, 320); a request
     // of 272 needs 288 bytes, above the floor, and no larger class is
-    // non-empty: the class is searched, skipping the too-small head.
+    // non-empty: the class is searched (its head first, then the rest),
+    // skipping the too-small head.
     assert_eq!(pick(seg, HeapFlags::NONE, &[288, 256], &[272]), [0]);
     assert_eq!(pick(seg, HeapFlags::NONE, &[256, 288], &[272]), [1]);
     let (mut h, _) = craft(seg, HeapFlags::NONE, &[256, 256]);

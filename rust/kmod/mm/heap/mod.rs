@@ -324,11 +324,14 @@ impl HeapObj {
         } else {
             core::ptr::null()
         };
-        g.heap.free(ptr).map_err(|e| g.errno(self.id, e))?;
+        let emptied = g.heap.free_emptied(ptr).map_err(|e| g.errno(self.id, e))?;
         if sys::trace::free_on() {
             sys::trace::free(c"rk_heap", addr, 0, -1);
         }
-        if g.live_regions() <= 1 {
+        // The core says when the region became wholly free, so the region
+        // is tried (and validated in full by `remove_region`) only then,
+        // not at every free.
+        if !emptied || g.live_regions() <= 1 {
             return Ok(0);
         }
         Ok(g.release(ptr.region))

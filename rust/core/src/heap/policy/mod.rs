@@ -193,13 +193,14 @@ macro_rules! policies {
                 }
             }
 
-            /// [`ops::free`] under this policy.
+            /// [`ops::free`] under this policy: whether the region is now
+            /// wholly free.
             #[inline(always)]
             pub(super) fn free<M: RegionMem>(
                 &mut self,
                 regions: &mut Regions<M>,
                 ptr: Ptr,
-            ) -> Result<(), HeapError> {
+            ) -> Result<bool, HeapError> {
                 let debug = regions.debug;
                 match self {
                     $(Fit::$ty(p) => if debug {

@@ -108,11 +108,15 @@ fn class_floor(c: usize) -> u32 {
 
 /// TLSF-like size classes (Masmano et al., 2004): exact classes per 16
 /// bytes below 128 bytes, then four classes per power of two, each a LIFO
-/// list, and a bitmap of the non-empty ones. A request takes the head of
-/// the first non-empty class whose every block fits, found with
-/// `trailing_zeros`; only when there is none does it search its own class.
-/// Every operation is O(1) apart from that fallback. The classes are LIFO
-/// whatever the flags say.
+/// list, and a bitmap of the non-empty ones. A request whose block size is
+/// above its class's floor first tries the head of its own class (with
+/// LIFO classes, most often the block of that size freed last: without
+/// this, a steady stream of one such size would leave every freed block
+/// unused in its class and split larger ones, TLSF's known weakness with
+/// wide classes). Otherwise it takes the head of the first non-empty class
+/// whose every block fits, found with `trailing_zeros`; only when there is
+/// none does it search the rest of its own class. Every operation is O(1)
+/// apart from that fallback. The classes are LIFO whatever the flags say.
 #[derive(Debug)]
 pub struct SegregatedFit {
     heads: [u64; NCLASSES],
@@ -178,9 +182,23 @@ impl FitPolicy for SegregatedFit {
 
     #[inline(always)]
     fn find(&mut self, h: &mut impl BlocksMut, n: u32) -> Result<Option<FreeBlock>, HeapError> {
+        let fits = class_fitting(n);
+        // Where the own class is not exact (`n` above its floor), its head
+        // may fit all the same: the class is LIFO, so that is most often
+        // the block of this very size freed last, and taking it whole
+        // spares a split now and a merge later. One step, taken first.
+        let own = class(n);
+        let mut rest = self.head(own);
+        if fits != own && rest != NIL {
+            let (f, next) = h.step(rest)?;
+            h.searched(1);
+            if f.size >= n {
+                return Ok(Some(f));
+            }
+            rest = next;
+        }
         // Every block of class `fits` or above fits: take the head of the
         // first non-empty one, found in the bitmap.
-        let fits = class_fitting(n);
         if let Some(c2) = self.nonempty_from(fits) {
             let (f, _) = h.step(self.head(c2))?;
             h.searched(1);
@@ -189,8 +207,8 @@ impl FitPolicy for SegregatedFit {
             }
             return Ok(Some(f));
         }
-        // Only blocks of the request's own class can still fit.
-        h.first_fit(self.head(class(n)), NIL, n)
+        // Only the rest of the request's own class can still fit.
+        h.first_fit(rest, NIL, n)
     }
 
     #[inline(always)]
