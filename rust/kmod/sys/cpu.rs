@@ -15,7 +15,7 @@ extern "C" {
     fn rk_fatal_signal_pending() -> bool;
     fn rk_wq_init() -> c_int;
     fn rk_wq_exit();
-    fn rk_call_on_cpu(cpu: u32, f: unsafe extern "C" fn(*mut c_void) -> c_int, arg: *mut c_void) -> c_int;
+    fn rk_call_on_cpu(cpu: u32, f: unsafe extern "C" fn(*mut c_void) -> c_int, arg: *mut c_void, in_reclaim: bool) -> c_int;
     fn rk_stop_machine(f: unsafe extern "C" fn(*mut c_void) -> c_int, arg: *mut c_void) -> c_int;
 }
 
@@ -369,10 +369,25 @@ impl Drop for WorkQueue {
 }
 
 /// Runs `f` on `cpu`, in a worker of the module's workqueue bound to it
-/// (like `smp_call_on_cpu`), and waits for it. Process context only; the
-/// workqueue has a rescuer, so reclaim may wait for it. EINVAL for a CPU
-/// that is not online.
-pub(crate) fn run_on_cpu<F: FnMut() -> i32 + Send>(cpu: u32, mut f: F) -> Result<i32> {
+/// (like `smp_call_on_cpu`), and waits for it, with CPU hotplug held off.
+/// Process context only; not from a shrinker (see [`run_on_cpu_in_reclaim`]).
+/// EINVAL for a CPU that is not online.
+pub(crate) fn run_on_cpu<F: FnMut() -> i32 + Send>(cpu: u32, f: F) -> Result<i32> {
+    call_on_cpu(cpu, f, false)
+}
+
+/// [`run_on_cpu`] for reclaim (a shrinker's scan), on a workqueue of its
+/// own with a rescuer, so reclaim may wait for it. `f` must not allocate
+/// memory, nor take a lock that is held while allocating: reclaim waits for
+/// it. CPU hotplug is only tried
+/// (`cpus_read_trylock`), because a hotplug operation allocates memory
+/// while it holds that lock, and its reclaim may call this. EBUSY while a
+/// hotplug operation runs.
+pub(crate) fn run_on_cpu_in_reclaim<F: FnMut() -> i32 + Send>(cpu: u32, f: F) -> Result<i32> {
+    call_on_cpu(cpu, f, true)
+}
+
+fn call_on_cpu<F: FnMut() -> i32 + Send>(cpu: u32, mut f: F, in_reclaim: bool) -> Result<i32> {
     if !cpu_online(cpu) {
         return Err(EINVAL);
     }
@@ -386,9 +401,11 @@ pub(crate) fn run_on_cpu<F: FnMut() -> i32 + Send>(cpu: u32, mut f: F) -> Result
     // SAFETY: `trampoline::<F>` matches the callback type, and `arg` stays
     // valid until the call returns (it waits for the work); the workqueue
     // exists while the module runs (`WorkQueue`).
-    match unsafe { rk_call_on_cpu(cpu, trampoline::<F>, arg) } {
+    match unsafe { rk_call_on_cpu(cpu, trampoline::<F>, arg, in_reclaim) } {
         // The CPU went offline meanwhile.
         rc if rc == -(kernel::bindings::ENXIO as c_int) => Err(EINVAL),
+        // A hotplug operation holds the lock (reclaim only).
+        rc if rc == -(kernel::bindings::EBUSY as c_int) => Err(EBUSY),
         rc => Ok(rc),
     }
 }

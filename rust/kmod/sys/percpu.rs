@@ -3,7 +3,7 @@
 //! current CPU's slot is the `__percpu` pointer plus the offset a
 //! [`CpuGuard`] reads (`this_cpu_ptr`), inline where the guard is.
 
-use super::cpu::{cpu_online, cpu_possible, nr_cpu_ids, run_on_cpu, CpuGuard};
+use super::cpu::{cpu_online, cpu_possible, nr_cpu_ids, run_on_cpu, run_on_cpu_in_reclaim, CpuGuard};
 use kernel::prelude::*;
 
 extern "C" {
@@ -185,6 +185,32 @@ impl<T: Sync + Send> PerCpuShared<T> {
         // `PerCpu`), only shared references to it exist (type invariant),
         // and `T: Sync` makes sharing across CPUs sound.
         Some(unsafe { &*rk_per_cpu_ptr(self.0.ptr, cpu).cast::<T>() })
+    }
+
+    /// Runs `f` on every online CPU's slot, on that CPU (preemption
+    /// disabled), from a shrinker's scan: a CPU that cannot be reached now
+    /// (a hotplug operation is running, see [`run_on_cpu_in_reclaim`])
+    /// is skipped, and an offline CPU's slot is left alone (it is reached
+    /// only with hotplug held off, by [`Self::for_each_cpu`]). Returns how
+    /// many CPUs were skipped.
+    pub(crate) fn for_each_cpu_in_reclaim(&self, mut f: impl FnMut(&T) + Send) -> u32 {
+        let mut skipped = 0;
+        for cpu in (0..nr_cpu_ids()).filter(|&c| cpu_online(c)) {
+            let ran = run_on_cpu_in_reclaim(cpu, || {
+                let g = CpuGuard::new();
+                if g.cpu() != cpu {
+                    return -1;
+                }
+                if let Some(t) = self.get(cpu) {
+                    f(t);
+                }
+                0
+            });
+            if !matches!(ran, Ok(0)) {
+                skipped += 1;
+            }
+        }
+        skipped
     }
 
     /// Runs `f` on every possible CPU's slot: for online CPUs on that CPU

@@ -78,6 +78,13 @@ bool rk_fatal_signal_pending(void) { return fatal_signal_pending(current); }
  * mm_percpu_wq).
  */
 static struct workqueue_struct *rk_wq;
+/*
+ * Calls made from reclaim (the pool's shrinker) run on a queue of their own,
+ * whose works never allocate memory: reclaim waits for them, so a work that
+ * allocated (and could enter reclaim) would close a cycle, and lockdep
+ * tracks works by queue and by INIT_WORK_ONSTACK call site.
+ */
+static struct workqueue_struct *rk_reclaim_wq;
 
 struct rk_call {
 	struct work_struct work;
@@ -96,26 +103,53 @@ static void rk_call_work(struct work_struct *work)
 int rk_wq_init(void)
 {
 	rk_wq = alloc_workqueue("rkalloc", WQ_MEM_RECLAIM | WQ_PERCPU, 0);
-	return rk_wq ? 0 : -ENOMEM;
+	if (!rk_wq)
+		return -ENOMEM;
+	rk_reclaim_wq = alloc_workqueue("rkalloc_reclaim", WQ_MEM_RECLAIM | WQ_PERCPU, 0);
+	if (!rk_reclaim_wq) {
+		destroy_workqueue(rk_wq);
+		rk_wq = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void rk_wq_exit(void)
 {
+	destroy_workqueue(rk_reclaim_wq);
+	rk_reclaim_wq = NULL;
 	destroy_workqueue(rk_wq);
 	rk_wq = NULL;
 }
 
-int rk_call_on_cpu(unsigned int cpu, int (*fn)(void *), void *arg)
+/*
+ * Runs fn(arg) on @cpu and waits for it, with CPU hotplug held off. In
+ * reclaim (@in_reclaim), the hotplug lock is only tried: a hotplug
+ * operation holds it for writing while it allocates memory, which may
+ * enter reclaim and call rkalloc's shrinker, so waiting for it there could
+ * deadlock (lockdep: fs_reclaim -> cpu_hotplug_lock). -EBUSY then. In
+ * reclaim, fn runs on rk_reclaim_wq and must not allocate.
+ */
+int rk_call_on_cpu(unsigned int cpu, int (*fn)(void *), void *arg, bool in_reclaim)
 {
 	struct rk_call c = { .fn = fn, .arg = arg, .ret = -ENXIO };
 
-	cpus_read_lock();
+	if (!in_reclaim)
+		cpus_read_lock();
+	else if (!cpus_read_trylock())
+		return -EBUSY;
 	if (cpu >= nr_cpu_ids || !cpu_online(cpu)) {
 		cpus_read_unlock();
 		return -ENXIO;
 	}
-	INIT_WORK_ONSTACK(&c.work, rk_call_work);
-	queue_work_on(cpu, rk_wq, &c.work);
+	/* Two call sites: two lockdep classes for the two kinds of work. */
+	if (in_reclaim) {
+		INIT_WORK_ONSTACK(&c.work, rk_call_work);
+		queue_work_on(cpu, rk_reclaim_wq, &c.work);
+	} else {
+		INIT_WORK_ONSTACK(&c.work, rk_call_work);
+		queue_work_on(cpu, rk_wq, &c.work);
+	}
 	flush_work(&c.work);
 	destroy_work_on_stack(&c.work);
 	cpus_read_unlock();

@@ -32,7 +32,7 @@ void rk_cond_resched(void);
 bool rk_fatal_signal_pending(void);
 int rk_wq_init(void);
 void rk_wq_exit(void);
-int rk_call_on_cpu(unsigned int cpu, int (*fn)(void *), void *arg);
+int rk_call_on_cpu(unsigned int cpu, int (*fn)(void *), void *arg, bool in_reclaim);
 int rk_stop_machine(int (*fn)(void *), void *arg);
 struct task_struct;
 struct task_struct *rk_kthread_start(int (*fn)(void *), void *arg, unsigned int cpu);

@@ -589,6 +589,14 @@ impl Pool {
         self.pcp.for_each_cpu(|p| self.drain_one(p));
     }
 
+    /// [`Self::drain`] from a shrinker: CPUs that a running hotplug
+    /// operation keeps out of reach are skipped (see
+    /// `PerCpuShared::for_each_cpu_in_reclaim`); their lists wait for the
+    /// next scan or drain.
+    fn drain_in_reclaim(&self) {
+        self.pcp.for_each_cpu_in_reclaim(|p| self.drain_one(p));
+    }
+
     /// Empties one CPU's lists; runs on that CPU (or with it quiescent).
     fn drain_one(&self, p: &Pcp) {
         let mut inner = self.inner.lock();
@@ -824,12 +832,15 @@ impl sys::Reclaim for Pool {
         self.free_chunk_pages() + self.pcp_pages()
     }
 
-    /// Drains every CPU's lists, as the kernel's reclaim drains its pcp
-    /// lists (`drain_all_pages`), then releases wholly free chunks. The
+    /// Drains every online CPU's lists, as the kernel's reclaim drains its
+    /// pcp lists (`drain_all_pages`), then releases wholly free chunks. The
     /// drain waits for the module's workqueue, which has a rescuer
-    /// (`WQ_MEM_RECLAIM`), so reclaim cannot deadlock on it.
+    /// (`WQ_MEM_RECLAIM`), so reclaim cannot deadlock on it; it only tries
+    /// the CPU hotplug lock (a hotplug operation allocates under it, and
+    /// its reclaim may come here: lockdep saw fs_reclaim -> cpu_hotplug_lock
+    /// when this took it).
     fn scan(&self, nr: u64) -> u64 {
-        self.drain();
+        self.drain_in_reclaim();
         self.release_free_chunks(nr.div_ceil(CHUNK_PAGES as u64).max(1))
     }
 }
