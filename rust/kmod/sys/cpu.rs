@@ -137,11 +137,11 @@ mod arch {
     /// Balanced by [`enable`] on the same task.
     #[inline(always)]
     pub(super) unsafe fn disable() -> Token {
-        // SAFETY: `__preempt_count` is this CPU's count (exported per-CPU
-        // variable, %gs-relative like every per-CPU access on x86-64). A
-        // single instruction, so an interrupt sees the count before or
+        // A single instruction, so an interrupt sees the count before or
         // after. No `nomem`: the asm is a compiler barrier, like the
         // `barrier()` in `preempt_disable()`.
+        // SAFETY: `__preempt_count` is this CPU's count (exported per-CPU
+        // variable, %gs-relative like every per-CPU access on x86-64).
         unsafe {
             kernel::asm!("incl %gs:{pc}(%rip)";
                 pc = sym bindings::__preempt_count, options(nostack))

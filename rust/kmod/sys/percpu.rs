@@ -168,11 +168,10 @@ impl<T: Sync + Send> PerCpuShared<T> {
     unsafe fn slot(&self, guard: &CpuGuard) -> &T {
         // `this_cpu_ptr`: the per-CPU pointer plus this CPU's offset.
         let p = self.0.ptr.cast::<u8>().wrapping_add(guard.this_cpu_offset()).cast::<T>();
-        // SAFETY: preemption is disabled while `guard` lives (as long as
-        // the slot is used, by the contract), so this task stays on
-        // `guard`'s CPU, whose slot `p` is; it is initialised
-        // (invariant of `PerCpu`), only shared references to it exist (type
-        // invariant), and `T: Sync`.
+        // Preemption is disabled while `guard` lives (as long as the slot is
+        // used, by the contract), so this task stays on `guard`'s CPU.
+        // SAFETY: `p` is that CPU's slot, initialised (`PerCpu` invariant),
+        // only shared references to it exist (type invariant), `T: Sync`.
         unsafe { &*p }
     }
 

@@ -156,10 +156,10 @@ impl Device {
     /// Issues `cmd` with `arg`; returns the errno on failure.
     pub fn ioctl<T: Arg>(&self, cmd: u32, arg: &mut T) -> KResult<()> {
         arg.set_size();
+        // Pointers inside `arg` (user arrays) are the caller's: the kernel
+        // checks them and answers EFAULT.
         // SAFETY: `arg` is a live, exclusively borrowed #[repr(C)] struct of
         // the size the command encodes (both come from the same header).
-        // Pointers inside it (user arrays) are the caller's: the kernel
-        // checks them and answers EFAULT.
         let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), cmd as _, arg as *mut T) };
         if rc < 0 {
             Err(Errno { cmd, errno: io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) })

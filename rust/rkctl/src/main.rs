@@ -475,10 +475,11 @@ fn print<T: Serialize>(json: bool, v: &T) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    // SAFETY: restoring the default action of SIGPIPE, before any thread
-    // starts, touches no Rust state. Rust ignores SIGPIPE, so a write to a
-    // closed pipe (`rkctl gen-trace | head`) would panic in print!; with
-    // the default action rkctl ends quietly as C tools do.
+    // Rust ignores SIGPIPE, so a write to a closed pipe (`rkctl gen-trace |
+    // head`) would panic in print!; with the default action rkctl ends
+    // quietly as C tools do.
+    // SAFETY: setting SIGPIPE's default action, before any thread starts,
+    // touches no Rust state.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

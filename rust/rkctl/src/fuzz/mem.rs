@@ -247,10 +247,10 @@ impl Scratch {
         let (p, n) = window;
         let inside = |start: *mut u8, len: usize| p >= start && p as usize + n <= start as usize + len;
         assert!(inside(self.arg_start(), self.page) || inside(self.array_start(), ARRAY_BYTES), "not a window of this scratch");
-        // SAFETY: checked just above to lie in a read-write area of this
-        // scratch, which stays mapped while `self` is borrowed; no ioctl
-        // runs on this thread meanwhile, and no other thread is given this
-        // scratch's pointers.
+        // No ioctl runs on this thread meanwhile, and no other thread is
+        // given this scratch's pointers.
+        // SAFETY: checked above to lie in a read-write area of this scratch,
+        // which stays mapped while `self` is borrowed.
         unsafe { std::slice::from_raw_parts(p, n) }
     }
 }

@@ -84,6 +84,44 @@ pub trait FitPolicy: Sized {
     fn largest_free(&self, h: &impl Blocks) -> usize;
 }
 
+/// The [`FitPolicy`] methods of a policy that keeps every free block on
+/// one [`OneList`] (its field `.0`) and differs only in `find`: insert,
+/// remove and the checks delegate to the list, and a shrunk block keeps
+/// its offset, hence its place in address order.
+macro_rules! one_list_rest {
+    () => {
+    #[inline(always)]
+        fn insert(
+            &mut self,
+            h: &mut impl BlocksMut,
+            f: FreeBlock,
+            near: Option<Links>,
+        ) -> Result<(), HeapError> {
+            self.0.insert(h, f, near)
+        }
+    
+        #[inline(always)]
+        fn remove(&mut self, h: &mut impl BlocksMut, f: FreeBlock) -> Result<Links, HeapError> {
+            self.0.remove(h, f)
+        }
+    
+        /// A shrunk block keeps its offset, so its place in address order.
+        #[inline(always)]
+        fn shrink(&mut self, _: &mut impl BlocksMut, _: FreeBlock, _: u32) -> Result<(), HeapError> {
+            Ok(())
+        }
+    
+        fn check(&self, h: &impl Blocks, lists: &mut ListCheck) -> Result<(), HeapError> {
+            self.0.check(h, lists)
+        }
+    
+        fn largest_free(&self, h: &impl Blocks) -> usize {
+            self.0.largest_free(h)
+        }
+    };
+}
+pub(super) use one_list_rest;
+
 /// The table of policies: one line per policy, `file::Type`, in the order
 /// of their ids. It declares the files, and makes [`Policy`] and the
 /// heap's dispatch ([`Fit`]).
