@@ -21,7 +21,16 @@ tracing() { # on|off
     v=0; [ "$1" = on ] && v=1
     echo $v > $T/events/rkalloc/rk_alloc/enable && echo $v > $T/events/rkalloc/rk_free/enable || fail "cannot switch the rkalloc events $1"
 }
-echo 0 > $T/tracing_on; echo > $T/trace; echo 8192 > $T/buffer_size_kb; echo 1 > $T/tracing_on
+echo 0 > $T/tracing_on; echo > $T/trace; echo 8192 > $T/buffer_size_kb
+# Ids must pair in the order the events happened. The default clock is
+# per CPU: two CPUs' events may tie (UML's clock ticks in 256 ns) or skew,
+# and the merged trace then puts a reused block's rk_alloc before the
+# rk_free that released it. The counter clock, one atomic count for all
+# CPUs, orders them exactly (the module fires rk_free before it releases a
+# block); the kmem capture below needs a real clock again.
+clock0=$(sed -n 's/.*\[\([a-z0-9-]*\)\].*/\1/p' $T/trace_clock)
+echo counter > $T/trace_clock || fail "no counter trace clock"
+echo 1 > $T/tracing_on
 
 # trace_stress KINDS: the events of one stress run, in /tmp/ev (only the
 # event's fields: "rk_alloc allocator=... id=... bytes=... order=...").
@@ -105,6 +114,7 @@ echo > $T/trace
 $RKCTL stress --threads 2 --ops 500 --quiet > /dev/null || fail "stress with the events off"
 grep -q 'rk_alloc:\|rk_free:' $T/trace && fail "events recorded while they were off"
 
+echo "${clock0:-local}" > $T/trace_clock || fail "cannot set the trace clock back to $clock0"
 # rkctl import of the guest's own kmem capture (capture.sh, the guest side
 # of scripts/capture-trace, keeps the raw tracefs lines too).
 sh ./capture.sh kmem 100000 fs || fail "capture.sh kmem"

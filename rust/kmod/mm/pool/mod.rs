@@ -513,8 +513,11 @@ impl Pool {
         }
         p.push(o, pfn);
         bump(&p.frees[o]);
-        drop(p);
+        // Before preemption comes back: until then no other CPU can take
+        // the block (it is on this CPU's list), so its rk_free precedes
+        // the rk_alloc of whoever gets it next.
         self.trace_free(pfn, order);
+        drop(p);
         Ok(())
     }
 
@@ -531,8 +534,11 @@ impl Pool {
         }
         // The owner mark said allocated, so the buddy agrees.
         let r = inner.buddy.free(pfn, order).map_err(errno);
+        // Under the lock, for the order of events as in `free`.
+        if r.is_ok() {
+            self.trace_free(pfn, order);
+        }
         drop(inner);
-        self.trace_free(pfn, order);
         r
     }
 

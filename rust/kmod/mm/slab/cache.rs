@@ -194,17 +194,23 @@ impl Cache {
                 done
             });
             if done {
-                if sys::trace::free_on() {
-                    sys::trace::free(self.cname(), p.as_ptr(), self.obj_size(), -1);
-                }
+                // With preemption still off (`g`): the object is in this
+                // CPU's magazine, which no other CPU takes from meanwhile,
+                // so the rk_free precedes the next owner's rk_alloc.
+                self.trace_free(p);
                 return Ok(());
             }
         }
-        self.free_slow(p)?;
+        self.free_slow(p)
+    }
+
+    /// Fires rk_free for `p`, whose free is certain, before another CPU can
+    /// allocate it again.
+    #[inline(always)]
+    pub(super) fn trace_free(&self, p: NonNull<u8>) {
         if sys::trace::free_on() {
             sys::trace::free(self.cname(), p.as_ptr(), self.obj_size(), -1);
         }
-        Ok(())
     }
 
     /// Allocates `out.len()` objects into `out`, all or nothing: on failure

@@ -297,9 +297,15 @@ impl Cache {
             let mut l = self.lists.lock();
             let mut hint = self.owner_locked(&l, p)?;
             let r = self.put_locked(&mut l, p, &mut hint);
+            // Under the lock: no one can allocate `p` again before it.
+            if r.is_ok() {
+                self.trace_free(p);
+            }
             self.trim_locked(&mut l);
             return r;
         }
+        // Certain from here on: the event goes out before `p` is released.
+        self.trace_free(p);
         let g = CpuGuard::new();
         self.pcpu.with(&g, |cc| self.free_flush(cc, p));
         Ok(())
