@@ -110,15 +110,18 @@ fn show_pool(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         } else {
             (0, 0)
         };
+        let (high, batch) = s.pool.pcp_limits(o);
         writeln!(
             f,
-            "order{}: free {} allocs {} frees {} pcp_allocs {} pcp_frees {} splits {} merges {} failures {}",
+            "order{}: free {} allocs {} frees {} pcp_allocs {} pcp_frees {} pcp_high {} pcp_batch {} splits {} merges {} failures {}",
             o,
             st.nr_free[o],
             st.buddy.allocs[o],
             st.buddy.frees[o],
             pa,
             pf,
+            high,
+            batch,
             st.buddy.splits[o],
             st.buddy.merges[o],
             st.buddy.failures[o]

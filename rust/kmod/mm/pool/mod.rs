@@ -47,7 +47,7 @@ use kernel::{
     prelude::*,
     sync::{Arc, Mutex, SpinLock},
 };
-use pcp::{bump, Pcp, PCP_BATCH, PCP_HIGH, PCP_ORDERS};
+use pcp::{bump, Limits, Pcp, PCP_ORDERS};
 
 pub(crate) use crate::rkcore::page::{PAGE_SHIFT, PAGE_SIZE};
 
@@ -188,6 +188,8 @@ pub(crate) struct Pool {
     /// `marks[pfn]`: who holds the block headed by `pfn` (see [`PageMark`]).
     marks: KVVec<PageMark>,
     pcp: PerCpuShared<Pcp>,
+    /// How much the per-CPU lists hold, for this pool's size.
+    limits: Limits,
     counters: Counters,
     max_chunks: u32,
     #[pin]
@@ -237,6 +239,7 @@ impl Pool {
                 chunks: Chunks::new(cfg.max_chunks)?,
                 marks,
                 pcp: PerCpuShared::new(Pcp::new)?,
+                limits: Limits::new(u64::from(cfg.max_chunks) * u64::from(CHUNK_PAGES), sys::nr_cpu_ids()),
                 counters: Counters::default(),
                 max_chunks: cfg.max_chunks,
                 shrinker <- new_mutex!(None, "rkalloc_pool_shrinker"),
@@ -257,6 +260,15 @@ impl Pool {
     /// Most chunks this pool may hold.
     pub(crate) fn max_chunks(&self) -> u32 {
         self.max_chunks
+    }
+
+    /// The high mark and batch of this pool's per-CPU lists of `order`
+    /// (both 0 above [`PCP_MAX_ORDER`]).
+    pub(crate) fn pcp_limits(&self, order: usize) -> (u32, u32) {
+        match (self.limits.high.get(order), self.limits.batch.get(order)) {
+            (Some(&h), Some(&b)) => (h, b),
+            _ => (0, 0),
+        }
     }
 
     /// Writes the occupancy map of chunk slot `chunk` into `out`, one byte
@@ -473,7 +485,7 @@ impl Pool {
                 // Refill a batch; the lock nests inside the preempt-off
                 // section like the kernel's zone lock inside pcp.
                 let mut inner = self.inner.lock();
-                while p.len(o) < PCP_BATCH[o] {
+                while p.len(o) < self.limits.batch[o] {
                     match Self::buddy_alloc(&mut inner, order) {
                         Ok(pfn) => p.push(o, pfn),
                         Err(e) if p.len(o) == 0 => return Err(e),
@@ -508,7 +520,7 @@ impl Pool {
             drop(p);
             return self.bad_free();
         }
-        if p.len(o) >= PCP_HIGH[o] {
+        if p.len(o) >= self.limits.high[o] {
             self.drain_batch(&p, o);
         }
         p.push(o, pfn);
@@ -566,7 +578,7 @@ impl Pool {
     #[inline(never)]
     fn drain_batch(&self, p: &Pcp, o: usize) {
         let mut inner = self.inner.lock();
-        for _ in 0..PCP_BATCH[o] {
+        for _ in 0..self.limits.batch[o] {
             // Cached pages are allocated in the buddy's eyes.
             let _ = inner.buddy.free(p.pop(o), o as u32);
         }
@@ -756,12 +768,12 @@ impl Pool {
         for p in (0..sys::nr_cpu_ids()).filter_map(|c| self.pcp.get(c)) {
             for o in 0..PCP_ORDERS {
                 let n = p.len(o);
-                if n > PCP_HIGH[o] {
-                    pr_err!("pool check: a per-CPU list of order {} holds {} blocks (at most {})\n", o, n, PCP_HIGH[o]);
+                if n > self.limits.high[o] {
+                    pr_err!("pool check: a per-CPU list of order {} holds {} blocks (at most {})\n", o, n, self.limits.high[o]);
                     return Err(sys::euclean());
                 }
                 for i in 0..n as usize {
-                    let pfn = p.pfns[o][i].load(Relaxed);
+                    let pfn = p.at(o, i);
                     let state = inner.buddy.page_state(pfn);
                     let owner = self.marks.get(pfn as usize).map_or(1, |m| m.owner.load(Relaxed));
                     if state != (PageState::Allocated { order: o as u32 }) || owner != 0 {

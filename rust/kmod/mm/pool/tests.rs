@@ -209,6 +209,34 @@ mod suite {
         Ok(())
     }
 
+    /// The per-CPU lists are sized to the pool: small pools keep the
+    /// smallest limits, the default 1 GiB pool on 2 CPUs gets lists that
+    /// absorb a batch of 1024 order-0 frees; a batch never exceeds its high
+    /// mark, nor a high mark the list's capacity, whatever the size.
+    #[test]
+    fn pcp_limits_follow_the_pool_size() -> Result {
+        let small = pcp::Limits::new(4 * u64::from(CHUNK_PAGES), 2);
+        assert_eq!(small.high, [64, 32, 16, 8]);
+        assert_eq!(small.batch, [32, 16, 8, 4]);
+        let default = pcp::Limits::new(256 * u64::from(CHUNK_PAGES), 2);
+        assert_eq!(default.high, [2048, 256, 128, 64]);
+        assert_eq!(default.batch, [64, 64, 32, 16]);
+        for pages in [0, 1, 1 << 12, 1 << 16, 1 << 18, 1 << 24, u64::MAX] {
+            for cpus in [0, 1, 2, 8, 4096] {
+                let l = pcp::Limits::new(pages, cpus);
+                for o in 0..PCP_ORDERS {
+                    assert!(l.batch[o] >= 1 && l.batch[o] <= l.high[o]);
+                    assert!(l.high[o] <= [2048, 256, 128, 64][o]);
+                }
+            }
+        }
+        // A pool's own, through its debugfs accessor.
+        let p = pool(0, 2)?;
+        assert_eq!(p.pcp_limits(0), (64, 32));
+        assert_eq!(p.pcp_limits(4), (0, 0));
+        Ok(())
+    }
+
     /// Bad frees and orders are refused with EINVAL and change nothing.
     #[test]
     fn bad_input_changes_nothing() -> Result {
