@@ -366,6 +366,22 @@ impl<M: RegionMem, const R: usize> Heap<M, R> {
         }
     }
 
+    /// Empties the heap in place: every region is dropped (given back to
+    /// whoever provided it), the lists, counters and any corruption report
+    /// are cleared; the policy and flags stay. The same as assigning
+    /// `Heap::new(self.policy(), self.flags())`, without building a second
+    /// heap beside this one (a heap is a few KiB: the kernel's stack is
+    /// small).
+    pub fn clear(&mut self) {
+        for slot in self.blocks.regions.iter_mut() {
+            *slot = None;
+        }
+        self.fit = Fit::new(self.fit.policy(), self.flags);
+        self.addrs = addrs::Addrs::EMPTY;
+        self.blocks.c = stats::Counters::ZERO;
+        self.corrupt = None;
+    }
+
     /// Takes region `index` back, only if it is one wholly free block;
     /// otherwise (or if the heap is poisoned) returns `None` and changes
     /// nothing.

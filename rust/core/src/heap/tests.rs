@@ -685,3 +685,48 @@ fn moved_regions_are_still_found() {
     moved.free_addr(a).unwrap();
     moved.check().unwrap();
 }
+
+/// `clear` leaves a heap that cannot be told from a fresh one of the same
+/// policy and flags (figures, check, regions, addresses, corruption), even
+/// from a poisoned heap, and the heap works again after new regions.
+#[test]
+fn clear_is_a_fresh_heap() {
+    for policy in Policy::ALL {
+        for flags in [HeapFlags::NONE, HeapFlags::LIFO, HeapFlags::DEBUG] {
+            let mut h = heap(policy, flags, &[1 << 14, 1 << 15, 1 << 14]);
+            let mut rng = Rng::new(7);
+            let mut live = Vec::new();
+            for _ in 0..300 {
+                if live.is_empty() || rng.below(3) != 0 {
+                    if let Ok(p) = h.alloc(1 + rng.below(700) as usize) {
+                        live.push(p);
+                    }
+                } else {
+                    let p = live.swap_remove(rng.below(live.len() as u64) as usize);
+                    h.free(p).unwrap();
+                }
+            }
+            let addr = h.region(1).unwrap().as_ptr().wrapping_add(64);
+            assert!(h.ptr_of(addr).is_some());
+            // Damage a live block's header, so the heap is poisoned too.
+            let p = live[0];
+            h.region_mut(p.region).unwrap()[p.offset as usize - 8] ^= 0x10;
+            assert!(h.free(p).is_err());
+            h.clear();
+            let fresh = H::new(policy, flags);
+            assert_eq!(snapshot(&h), snapshot(&fresh));
+            assert_eq!(h.corruption(), None);
+            assert_eq!((h.policy(), h.flags()), (policy, flags));
+            assert_eq!(h.ptr_of(addr), None);
+            for r in 0..4 {
+                assert!(h.region(r).is_none());
+            }
+            let r = h.add_region(vec![0; 1 << 14]).unwrap();
+            assert_eq!(r, 0);
+            let p = h.alloc(100).unwrap();
+            h.free(p).unwrap();
+            h.check().unwrap();
+            assert_eq!(h.stats().allocs, 1);
+        }
+    }
+}
