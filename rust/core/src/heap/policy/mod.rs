@@ -90,7 +90,7 @@ pub trait FitPolicy: Sized {
 /// its offset, hence its place in address order.
 macro_rules! one_list_rest {
     () => {
-    #[inline(always)]
+        #[inline(always)]
         fn insert(
             &mut self,
             h: &mut impl BlocksMut,
@@ -99,22 +99,22 @@ macro_rules! one_list_rest {
         ) -> Result<(), HeapError> {
             self.0.insert(h, f, near)
         }
-    
+
         #[inline(always)]
         fn remove(&mut self, h: &mut impl BlocksMut, f: FreeBlock) -> Result<Links, HeapError> {
             self.0.remove(h, f)
         }
-    
+
         /// A shrunk block keeps its offset, so its place in address order.
         #[inline(always)]
         fn shrink(&mut self, _: &mut impl BlocksMut, _: FreeBlock, _: u32) -> Result<(), HeapError> {
             Ok(())
         }
-    
+
         fn check(&self, h: &impl Blocks, lists: &mut ListCheck) -> Result<(), HeapError> {
             self.0.check(h, lists)
         }
-    
+
         fn largest_free(&self, h: &impl Blocks) -> usize {
             self.0.largest_free(h)
         }
