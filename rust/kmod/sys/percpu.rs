@@ -186,6 +186,21 @@ impl<T: Sync + Send> PerCpuShared<T> {
         Some(unsafe { &*rk_per_cpu_ptr(self.0.ptr, cpu).cast::<T>() })
     }
 
+    /// The body of the work [`Self::for_each_cpu`] and
+    /// [`Self::for_each_cpu_in_reclaim`] run on `cpu`: `f` on its slot with
+    /// preemption disabled; -1 (nothing done) if the work did not run on
+    /// `cpu` after all (it went offline meanwhile).
+    fn on_this_cpu(&self, cpu: u32, f: &mut impl FnMut(&T)) -> i32 {
+        let g = CpuGuard::new();
+        if g.cpu() != cpu {
+            return -1;
+        }
+        if let Some(t) = self.get(cpu) {
+            f(t);
+        }
+        0
+    }
+
     /// Runs `f` on every online CPU's slot, on that CPU (preemption
     /// disabled), from a shrinker's scan: a CPU that cannot be reached now
     /// (a hotplug operation is running, see [`run_on_cpu_in_reclaim`])
@@ -195,16 +210,7 @@ impl<T: Sync + Send> PerCpuShared<T> {
     pub(crate) fn for_each_cpu_in_reclaim(&self, mut f: impl FnMut(&T) + Send) -> u32 {
         let mut skipped = 0;
         for cpu in (0..nr_cpu_ids()).filter(|&c| cpu_online(c)) {
-            let ran = run_on_cpu_in_reclaim(cpu, || {
-                let g = CpuGuard::new();
-                if g.cpu() != cpu {
-                    return -1;
-                }
-                if let Some(t) = self.get(cpu) {
-                    f(t);
-                }
-                0
-            });
+            let ran = run_on_cpu_in_reclaim(cpu, || self.on_this_cpu(cpu, &mut f));
             if !matches!(ran, Ok(0)) {
                 skipped += 1;
             }
@@ -218,16 +224,7 @@ impl<T: Sync + Send> PerCpuShared<T> {
     pub(crate) fn for_each_cpu(&self, mut f: impl FnMut(&T) + Send) {
         for cpu in 0..nr_cpu_ids() {
             if cpu_online(cpu) {
-                let ran = run_on_cpu(cpu, || {
-                    let g = CpuGuard::new();
-                    if g.cpu() != cpu {
-                        return -1;
-                    }
-                    if let Some(t) = self.get(cpu) {
-                        f(t);
-                    }
-                    0
-                });
+                let ran = run_on_cpu(cpu, || self.on_this_cpu(cpu, &mut f));
                 if matches!(ran, Ok(0)) {
                     continue;
                 }

@@ -102,14 +102,22 @@ impl Pcp {
         self.at(o, n as usize)
     }
 
-    /// The `i`th pfn of the list of order `o` (0 past the capacity, which
-    /// no list reaches).
+    /// Slot `i` of the list of order `o`; `None` past its capacity, which
+    /// no list reaches, so that a damaged count cannot reach another
+    /// order's slots.
+    #[inline]
+    fn slot(&self, o: usize, i: usize) -> Option<&AtomicU32> {
+        if i < PCP_CAP[o] {
+            self.pfns.get(PCP_BASE[o] + i)
+        } else {
+            None
+        }
+    }
+
+    /// The `i`th pfn of the list of order `o` (0 past the capacity).
     #[inline]
     pub(super) fn at(&self, o: usize, i: usize) -> u32 {
-        match self.pfns.get(PCP_BASE[o] + i) {
-            Some(x) if i < PCP_CAP[o] => x.load(Relaxed),
-            _ => 0,
-        }
+        self.slot(o, i).map_or(0, |x| x.load(Relaxed))
     }
 
     /// Pushes a pfn; the caller checked that the list is below its high
@@ -117,7 +125,7 @@ impl Pcp {
     #[inline]
     pub(super) fn push(&self, o: usize, pfn: u32) {
         let n = self.len(o);
-        if let Some(x) = self.pfns.get(PCP_BASE[o] + n as usize) {
+        if let Some(x) = self.slot(o, n as usize) {
             x.store(pfn, Relaxed);
         }
         self.count[o].store(n + 1, Relaxed);
