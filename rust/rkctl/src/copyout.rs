@@ -335,26 +335,21 @@ pub struct State {
 /// The fields of `b` that differ from `a`, described.
 pub fn diff(a: &State, b: &State) -> Vec<String> {
     let mut v = Vec::new();
-    if a.fd_bytes != b.fd_bytes {
-        v.push(format!("fd_bytes {} -> {}", a.fd_bytes, b.fd_bytes));
+    macro_rules! field {
+        ($($f:ident: $what:literal,)+) => {$(
+            if a.$f != b.$f {
+                v.push(format!(concat!($what, " {:?} -> {:?}"), a.$f, b.$f));
+            }
+        )+};
     }
-    if a.nr_heaps != b.nr_heaps {
-        v.push(format!("nr_heaps {} -> {}", a.nr_heaps, b.nr_heaps));
-    }
-    if a.own != b.own {
-        v.push(format!("the fd's caches and heaps changed: {:?} -> {:?}", a.own, b.own));
-    }
-    if a.list_count != b.list_count {
-        v.push(format!("LIST count {} -> {}", a.list_count, b.list_count));
-    }
-    if a.used_pages != b.used_pages {
-        v.push(format!("pool pages in use after a shrink {} -> {}", a.used_pages, b.used_pages));
-    }
-    if a.slab_objects != b.slab_objects {
-        v.push(format!("live slab objects after a shrink {} -> {}", a.slab_objects, b.slab_objects));
-    }
-    if a.heap_live != b.heap_live {
-        v.push(format!("the heap's live blocks {:?} -> {:?}", a.heap_live, b.heap_live));
+    field! {
+        fd_bytes: "fd_bytes",
+        nr_heaps: "nr_heaps",
+        own: "the fd's caches and heaps",
+        list_count: "LIST count",
+        used_pages: "pool pages in use after a shrink",
+        slab_objects: "live slab objects after a shrink",
+        heap_live: "the heap's live blocks",
     }
     v
 }
