@@ -12,17 +12,18 @@ pub(super) const PCP_ORDERS: usize = PCP_MAX_ORDER as usize + 1;
 /// absorb a batch of 1024 frees with room to spare, as the kernel's pcp
 /// lists do on a machine of this size; the higher orders hold 2 MiB each.
 const PCP_CAP: [usize; PCP_ORDERS] = [2048, 256, 128, 64];
-/// Where each order's slots start in [`Pcp::pfns`].
-const PCP_BASE: [usize; PCP_ORDERS] = [0, 2048, 2304, 2432];
-const PCP_SLOTS: usize = 2496;
-const _: () = {
-    let mut o = 0;
-    while o + 1 < PCP_ORDERS {
-        assert!(PCP_BASE[o] + PCP_CAP[o] == PCP_BASE[o + 1]);
+/// Where each order's slots start in [`Pcp::pfns`]: after the lower
+/// orders' capacities.
+const PCP_BASE: [usize; PCP_ORDERS] = {
+    let mut base = [0; PCP_ORDERS];
+    let mut o = 1;
+    while o < PCP_ORDERS {
+        base[o] = base[o - 1] + PCP_CAP[o - 1];
         o += 1;
     }
-    assert!(PCP_BASE[PCP_ORDERS - 1] + PCP_CAP[PCP_ORDERS - 1] == PCP_SLOTS);
+    base
 };
+const PCP_SLOTS: usize = PCP_BASE[PCP_ORDERS - 1] + PCP_CAP[PCP_ORDERS - 1];
 /// The smallest limits, those of a small pool: each list holds at most 64
 /// pages' worth and moves 32 at a time.
 const MIN_HIGH: [u32; PCP_ORDERS] = [64, 32, 16, 8];
