@@ -20,6 +20,11 @@ shrunk0=$(kv $D/pool chunks_shrunk)
 echo "pool: $grown pages, $(kv $D/pool used_pages) used, chunks shrunk so far $shrunk0"
 [ "$grown" -ge 8192 ] || fail "the pool holds only $grown pages after a stress of top-order blocks: too little for the shrinker to show"
 
+# dd_hog BLOCKSIZE COUNT: a dd that holds a buffer of BLOCKSIZE, filled COUNT
+# times, and is the OOM killer's first choice.
+dd_hog() {
+    sh -c "echo 1000 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/dev/null bs=$1 count=$2 2>/dev/null"
+}
 # The hog: all free memory but 8 MiB, in one buffer dd fills and then
 # fills again and again; when the OOM killer takes it, another starts.
 rm -f /tmp/hog.stop /tmp/hog.log
@@ -27,7 +32,7 @@ rm -f /tmp/hog.stop /tmp/hog.log
     while [ ! -e /tmp/hog.stop ]; do
         kb=$(awk '/^MemFree:/ { print $2 - 8192 }' /proc/meminfo)
         [ "$kb" -gt 65536 ] || kb=65536
-        sh -c "echo 1000 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/dev/null bs=${kb}k count=1000000 2>/dev/null"
+        dd_hog "${kb}k" 1000000
         echo "hog: dd of ${kb} kB ended with $?" >> /tmp/hog.log
     done
 ) &
@@ -50,7 +55,7 @@ while :; do
     # Falling by less than 1 MiB a second: nothing is filling.
     if [ $i -gt 0 ] && [ $((prev - f)) -lt 1024 ]; then still=$((still + 1)); else still=0; fi
     if [ $still -ge 3 ]; then
-        sh -c "echo 1000 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/dev/null bs=$((f - 8192))k count=1000000 2>/dev/null" &
+        dd_hog "$((f - 8192))k" 1000000 &
         echo "hog: top-up dd of $((f - 8192)) kB after ${i} s" >> /tmp/hog.log
         still=0
     fi
@@ -66,7 +71,7 @@ echo "memory full after ${i} s (MemFree $(awk '/^MemFree:/ { print $2 }' /proc/m
 # shrinker called).
 (
     while [ ! -e /tmp/hog.stop ]; do
-        sh -c "echo 1000 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/dev/null bs=32M count=2 2>/dev/null"
+        dd_hog 32M 2
     done
 ) &
 nibbler=$!
